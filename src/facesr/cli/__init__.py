@@ -1,0 +1,37 @@
+"""The ``facesr`` command. Each command lives in its own module; this file wires them up."""
+
+from __future__ import annotations
+
+import typer
+
+from facesr.cli import curate, demo, faces, kernels, noise, pairs
+
+app = typer.Typer(
+    name="facesr",
+    help="x4 super-resolution of real low-quality faces from surveillance cameras.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+faces_app = typer.Typer(help="Find faces in images and footage.", no_args_is_help=True)
+faces_app.command("extract")(faces.extract)
+app.add_typer(faces_app, name="faces")
+
+pool_app = typer.Typer(help="Build the degradation pools from source footage.",
+                       no_args_is_help=True)
+pool_app.command("kernels")(kernels.kernels)
+pool_app.command("noise")(noise.noise)
+app.add_typer(pool_app, name="pool")
+
+data_app = typer.Typer(help="Prepare target (clean, high-quality) face data.",
+                       no_args_is_help=True)
+data_app.command("curate")(curate.curate)
+app.add_typer(data_app, name="data")
+
+app.command("pairs")(pairs.pairs)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()

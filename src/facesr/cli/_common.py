@@ -1,0 +1,74 @@
+"""Helpers shared by the commands: console output, progress bars, batch error reports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+T = TypeVar("T")
+
+# results go to stdout; progress, warnings and errors to stderr
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def progress() -> Progress:
+    """A progress bar on stderr with count, elapsed time and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
+    """Iterate with a progress bar."""
+    with progress() as bar:
+        task = bar.add_task(description, total=total, note="")
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+@dataclass
+class BatchReport:
+    """Collects per-file failures so a batch goes on; ``finish`` prints a summary."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, path: object, message: str) -> None:
+        self.failed.append((str(path), message))
+        err.print(f"[red]error[/red] {message}", markup=True, soft_wrap=True)
+
+    def finish(self, what: str = "files") -> None:
+        """Print the summary; exit with code 1 when anything failed."""
+        msg = f"{self.done} {what} done, {self.skipped} skipped, {len(self.failed)} failed"
+        err.print(msg)
+        if self.failed:
+            raise typer.Exit(code=1)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,6 @@
+"""facesr pairs command (to be written)."""
+
+
+def pairs() -> None:
+    """Write LR/HR training pairs."""
+    raise NotImplementedError
