@@ -111,6 +111,24 @@ def _check_header(p: Path, max_pixels: int) -> int:
     return orientation
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) as ``read_image`` will return it (EXIF orientation applied), from the header only.
+
+    Raises:
+        InputError: the header cannot be read.
+    """
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except Exception:  # noqa: BLE001 - broken EXIF: sizes as stored
+                orientation = 1
+    except Exception as e:  # noqa: BLE001 - any header failure is a bad input file
+        raise InputError(path, f"cannot read image header ({e.__class__.__name__})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
 def _to_float(img: np.ndarray, p: Path) -> np.ndarray:
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
@@ -340,3 +358,47 @@ def expand_inputs(paths: Iterable[str | os.PathLike], kinds: tuple[str, ...] = (
         else:
             raise InputError(p, "no such file or folder")
     return out
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One still from ``iter_sources``: an image file, or one frame of a video."""
+
+    path: Path
+    frame: int | None
+    image: np.ndarray | None  # float RGB HWC in [0, 1]; None when ``error`` is set
+    error: InputError | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable name for this still, e.g. for resume bookkeeping."""
+        return f"{self.path}" if self.frame is None else f"{self.path}#{self.frame}"
+
+
+def iter_sources(paths: Iterable[str | os.PathLike], *, frame_stride: int = 1,
+                 max_frames: int | None = None, skip: Iterable[str] = ()) -> Iterator[SourceImage]:
+    """Every still in images, folders (recursive) and videos, with per-file errors yielded.
+
+    A file that cannot be read gives one ``SourceImage`` with ``error`` set and the iteration
+    goes on. Stills whose ``key`` is in ``skip`` are not decoded (videos are still scanned).
+    """
+    skip = set(skip)
+    for p in expand_inputs(paths):
+        kind = kind_of(p)
+        if kind == "video":
+            try:
+                for idx, frame in iter_video_frames(p, stride=frame_stride, max_frames=max_frames):
+                    if f"{p}#{idx}" not in skip:
+                        yield SourceImage(p, idx, frame)
+            except InputError as e:
+                yield SourceImage(p, None, None, e)
+        elif str(p) in skip:
+            continue
+        elif kind == "image":
+            try:
+                yield SourceImage(p, None, read_image_array(p))
+            except InputError as e:
+                yield SourceImage(p, None, None, e)
+        else:
+            yield SourceImage(p, None, None, InputError(p, "not an image or video file "
+                                                           f"(suffix {p.suffix or 'none'})"))

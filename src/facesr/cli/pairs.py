@@ -1,6 +1,164 @@
-"""facesr pairs command (to be written)."""
+"""``facesr pairs``: LR/HR training pairs on disk, each with the parameters that made it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from facesr.cli._common import BatchReport, err, out, progress
+from facesr.degrade.degradation import PRESETS, DegradeConfig, Pools
+from facesr.degrade.pairs import HR_FACTORS, hr_variant, make_pair, pair_rng, variant_size
+from facesr.degrade.pools import KernelPool, NoisePool, PoolError
+from facesr.io import (
+    InputError,
+    append_jsonl,
+    atomic_write_text,
+    expand_inputs,
+    image_size,
+    read_image,
+    read_jsonl,
+    write_image,
+)
 
 
-def pairs() -> None:
-    """Write LR/HR training pairs."""
-    raise NotImplementedError
+def parse_overrides(cfg: DegradeConfig, items: list[str]) -> DegradeConfig:
+    """Apply ``key=value`` overrides (values parsed as YAML) to a degradation config."""
+    d = dataclasses.asdict(cfg)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        d[key.strip()] = yaml.safe_load(value)
+    try:
+        return DegradeConfig.from_dict(d)
+    except (ValueError, TypeError) as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from None
+
+
+def load_pools(kernels: Path | None, noise: Path | None, cfg: DegradeConfig) -> Pools:
+    """Load the pools the config needs; a clear error when one is missing or unreadable."""
+    if cfg.kernel == "pool" and kernels is None:
+        raise typer.BadParameter("this degradation draws pool kernels: give --kernels FILE")
+    if cfg.noise == "pool" and noise is None:
+        raise typer.BadParameter("this degradation draws pool noise: give --noise FILE")
+    try:
+        kp = KernelPool.load(kernels) if kernels and cfg.kernel == "pool" else None
+        npool = NoisePool.load(noise) if noise and cfg.noise == "pool" else None
+    except PoolError as e:
+        err.print(str(e))
+        raise typer.Exit(2) from None
+    if kp is not None and kp.scale != cfg.scale:
+        raise typer.BadParameter(f"kernel pool is for x{kp.scale}, degradation is x{cfg.scale}")
+    return Pools(kp, npool)
+
+
+def hq_files(hq: list[Path]) -> list[Path]:
+    """Images from files, folders, and list files (.txt, one path per line, as `data curate`)."""
+    files: list[Path] = []
+    for p in hq:
+        if p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+            files.extend(Path(ln) for ln in lines if ln and not ln.startswith("#"))
+        else:
+            files.extend(expand_inputs([p], kinds=("image",)))
+    return files
+
+
+def pair_names(files: list[Path]) -> list[str]:
+    """Unique, stable names: '<folder>_<stem>', with a path hash where two would clash."""
+    base = [f"{f.parent.name}_{f.stem}" for f in files]
+    seen: dict[str, int] = {}
+    for b in base:
+        seen[b] = seen.get(b, 0) + 1
+    return [b if seen[b] == 1 else f"{b}_{zlib.crc32(str(f).encode()):08x}"
+            for b, f in zip(base, files, strict=True)]
+
+
+def _sha256(path: Path | None) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+
+
+def pairs(
+    hq: Annotated[list[Path], typer.Argument(help="Clean HQ faces: images, folders, or .txt "
+                                                  "lists from `facesr data curate`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (lr/, hr/, manifest).")],
+    kernels: Annotated[Path | None, typer.Option(help="Kernel pool (.safetensors).")] = None,
+    noise: Annotated[Path | None, typer.Option(help="Noise pool (.safetensors).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed: same seed, same pairs.")] = 0,
+    preset: Annotated[str, typer.Option(help=f"Degradation preset: {', '.join(PRESETS)}.")
+                      ] = "paper",
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a degradation setting, e.g. --set jpeg_prob=0.5")] = None,
+    factors: Annotated[str, typer.Option(help="HR scale factors (target augmentation).")
+                       ] = ",".join(str(f) for f in HR_FACTORS),
+    min_hr: Annotated[int, typer.Option(help="Skip HR variants smaller than this (px).")] = 64,
+) -> None:
+    """Write LR/HR training pairs, incl. 25/50/75%-downscaled HR copies, and a manifest."""
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
+    cfg = parse_overrides(PRESETS[preset], set_ or [])
+    try:
+        facs = [float(f) for f in factors.split(",") if f.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"not a list of numbers: {factors!r}") from None
+    if not facs or any(not 0 < f <= 1 for f in facs):
+        raise typer.BadParameter("factors must be in (0, 1]", param_hint="--factors")
+    pools = load_pools(kernels, noise, cfg)
+    try:
+        files = hq_files(hq)
+    except InputError as e:
+        err.print(str(e))
+        raise typer.Exit(2) from None
+    run = {"preset": preset, "degradation": dataclasses.asdict(cfg), "seed": seed,
+           "factors": facs, "min_hr": min_hr,
+           "kernels": {"path": str(kernels), "sha256": _sha256(pools.kernels and kernels)},
+           "noise": {"path": str(noise), "sha256": _sha256(pools.noise and noise)}}
+    run_file = out_dir / "run.json"
+    if run_file.exists():
+        old = json.loads(run_file.read_text())
+        if old != json.loads(json.dumps(run)):
+            err.print(f"{out_dir} holds pairs made with other settings or pools; "
+                      "choose another --out (nothing was changed)")
+            raise typer.Exit(2)
+    else:
+        atomic_write_text(run_file, json.dumps(run, indent=2))
+    manifest = out_dir / "manifest.jsonl"
+    done = {r["name"] for r in read_jsonl(manifest)}
+    report = BatchReport()
+    with progress() as bar:
+        task = bar.add_task("pairs", total=len(files), note="")
+        for f, name in zip(files, pair_names(files), strict=True):
+            bar.advance(task)
+            try:
+                h, w = image_size(f)
+                todo = [(fac, f"{name}_s{round(fac * 100):03d}") for fac in facs
+                        if min(variant_size(h, w, fac, cfg.scale)) >= min_hr]
+                todo = [(fac, n) for fac, n in todo if n not in done]
+                if not todo:
+                    report.skipped += 1
+                    continue
+                img = read_image(f)
+            except InputError as e:
+                report.fail(f, str(e))
+                continue
+            for fac, pname in todo:
+                hr = hr_variant(img, fac, cfg.scale)
+                lr, params = make_pair(hr, pair_rng(seed, pname), pools, cfg)
+                write_image(out_dir / "hr" / f"{pname}.png", hr)
+                write_image(out_dir / "lr" / f"{pname}.png", lr)
+                rec = {"name": pname, "hq": str(f), "factor": fac,
+                       "hr_size": list(hr.shape[-2:]), "lr_size": list(lr.shape[-2:]),
+                       "degradation": params.record}
+                if pools.kernels is not None and isinstance(params.record["kernel"], int):
+                    rec["kernel_source"] = pools.kernels.sources[params.record["kernel"]]
+                append_jsonl(manifest, rec)
+            report.done += 1
+    out.print(f"pairs in {out_dir} (manifest: {manifest})")
+    report.finish("HQ images")
