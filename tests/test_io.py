@@ -89,6 +89,7 @@ def test_write_image_is_atomic_and_lossless(tmp_path: Path) -> None:
     img = _rgb().astype(np.float32) / 255
     out = io.write_image(tmp_path / "sub" / "x.png", img)
     assert [p.name for p in out.parent.iterdir()] == ["x.png"]  # no temp file left
+    assert out.stat().st_mode & 0o044  # readable by others, as a plain open() would make it
     assert np.array_equal(io.to_uint8(io.read_image_array(out)), io.to_uint8(img))
     out16 = io.write_image(tmp_path / "x16.png", img, bits=16)
     assert np.abs(io.read_image_array(out16) - img).max() < 1e-4

@@ -24,6 +24,8 @@ IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff
 VIDEO_EXTS = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"})
 MAX_PIXELS = 100_000_000  # refuse decompression bombs before decoding
 MIN_SIDE = 8
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 # EXIF orientation -> (cv2 rotate code or None, flip horizontally first)
 _EXIF_OPS: dict[int, tuple[int | None, bool]] = {
@@ -214,6 +216,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from facesr.cli import curate, demo, faces, kernels, noise, pairs
+from facesr.cli import curate, demo, faces, kernels, models, noise, pairs
 
 app = typer.Typer(
     name="facesr",
@@ -28,6 +28,10 @@ data_app = typer.Typer(help="Prepare target (clean, high-quality) face data.",
                        no_args_is_help=True)
 data_app.command("curate")(curate.curate)
 app.add_typer(data_app, name="data")
+
+models_app = typer.Typer(help="Bring model weights into facesr's format.", no_args_is_help=True)
+models_app.command("import-ncnn")(models.import_ncnn)
+app.add_typer(models_app, name="models")
 
 app.command("pairs")(pairs.pairs)
 app.command("demo")(demo.demo)

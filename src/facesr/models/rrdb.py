@@ -1,0 +1,239 @@
+"""ESRGAN's RRDBNet generator with BasicSR parameter names, and its weight files.
+
+Parameter names follow BasicSR (``conv_first``, ``body.N.rdb1.conv1`` ... ``conv_last``), so
+BasicSR / Real-ESRGAN state dicts load strictly and our weights load in common SR tools.
+Old ESRGAN names (xinntao/ESRGAN after 2019: ``RRDB_trunk``, ``trunk_conv``, ``upconv1``,
+``HRconv``) are mapped by :func:`convert_state_dict` using :data:`ESRGAN_KEY_MAP`.
+
+Weight files are safetensors with metadata ``format`` = ``facesr.rrdb``, ``version``, the
+architecture (``num_block``, ``num_feat``, ``num_grow_ch``, ``scale``, ``in_ch``, ``out_ch``)
+and ``source``; see :func:`save_rrdb` / :func:`load_rrdb`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from torch import Tensor, nn
+
+from facesr.io import atomic_write_bytes
+
+RRDB_FORMAT = "facesr.rrdb"
+RRDB_VERSION = "1"
+
+# old ESRGAN name prefix -> BasicSR name prefix (applied to the start of each key, in order)
+ESRGAN_KEY_MAP: tuple[tuple[str, str], ...] = (
+    (r"^RRDB_trunk\.(\d+)\.RDB(\d)\.", r"body.\1.rdb\2."),
+    (r"^trunk_conv\.", "conv_body."),
+    (r"^upconv1\.", "conv_up1."),
+    (r"^upconv2\.", "conv_up2."),
+    (r"^HRconv\.", "conv_hr."),
+)
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convs; output = x + 0.2 * conv5(...)."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    """Residual in Residual Dense Block: three dense blocks, output = x + 0.2 * rdb3(...)."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN generator: conv, RRDB trunk, two nearest x2 upsamplings, two convs.
+
+    ``scale`` 2 and 1 work as in BasicSR (the input is pixel-unshuffled first, so H and W must
+    be divisible by 2 or 4); the trunk always upsamples x4.
+
+    Args:
+        in_ch: input channels.
+        out_ch: output channels.
+        num_feat: trunk features (64 in ESRGAN).
+        num_block: number of RRDBs (23 in ESRGAN).
+        num_grow_ch: dense-block growth channels (32 in ESRGAN).
+        scale: 4, 2 or 1.
+
+    Shape: (N, in_ch, H, W) -> (N, out_ch, scale*H, scale*W); values are not clamped.
+
+    Example:
+        >>> import torch
+        >>> net = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4)
+        >>> net(torch.rand(1, 3, 7, 9)).shape
+        torch.Size([1, 3, 28, 36])
+    """
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, num_feat: int = 64, num_block: int = 23,
+                 num_grow_ch: int = 32, scale: int = 4) -> None:
+        super().__init__()
+        if scale not in (1, 2, 4):
+            raise ValueError(f"RRDBNet scale must be 1, 2 or 4, got {scale}")
+        self.scale = scale
+        self.in_ch, self.out_ch = in_ch, out_ch
+        self.num_feat, self.num_block, self.num_grow_ch = num_feat, num_block, num_grow_ch
+        first_in = in_ch * (4 // scale) ** 2
+        self.conv_first = nn.Conv2d(first_in, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        for m in self.modules():  # BasicSR's default_init_weights(scale=0.1)
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:  # meta: shapes only
+                nn.init.kaiming_normal_(m.weight)
+                m.weight.data.mul_(0.1)
+                nn.init.zeros_(m.bias)
+
+    def arch(self) -> dict[str, int]:
+        """The constructor arguments, e.g. for file metadata."""
+        return {"in_ch": self.in_ch, "out_ch": self.out_ch, "num_feat": self.num_feat,
+                "num_block": self.num_block, "num_grow_ch": self.num_grow_ch,
+                "scale": self.scale}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_ch:
+            raise ValueError(f"expected (N, {self.in_ch}, H, W) input, got {tuple(x.shape)}")
+        if self.scale < 4:
+            r = 4 // self.scale
+            if x.shape[-2] % r or x.shape[-1] % r:
+                raise ValueError(f"scale {self.scale} needs H and W divisible by {r}, "
+                                 f"got {tuple(x.shape[-2:])}")
+            x = F.pixel_unshuffle(x, r)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+def convert_state_dict(state: Mapping[str, object]) -> dict[str, Tensor]:
+    """Unwrap and rename a BasicSR, Real-ESRGAN or old-ESRGAN state dict to our names.
+
+    A ``params_ema`` wrapper is preferred over ``params`` (as Real-ESRGAN does); old ESRGAN
+    names are renamed with :data:`ESRGAN_KEY_MAP`; other keys pass through unchanged, so a
+    strict ``load_state_dict`` still reports anything unknown.
+
+    Args:
+        state: a state dict, or a dict holding one under ``params_ema`` or ``params``.
+
+    Returns:
+        A new dict with BasicSR names.
+    """
+    for wrapper in ("params_ema", "params"):
+        inner = state.get(wrapper)
+        if isinstance(inner, Mapping):
+            state = inner
+            break
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(f"state dict entry {key!r} is not a tensor ({type(value).__name__})")
+        for pattern, repl in ESRGAN_KEY_MAP:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def arch_from_state_dict(state: Mapping[str, Tensor]) -> dict[str, int]:
+    """Infer RRDBNet's constructor arguments from a (converted) state dict."""
+    try:
+        first = state["conv_first.weight"]
+        grow = state["body.0.rdb1.conv1.weight"]
+        last = state["conv_last.weight"]
+    except KeyError as e:
+        raise ValueError(f"not an RRDBNet state dict: missing {e.args[0]!r}") from None
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
+    in_total = int(first.shape[1])
+    in_ch = int(last.shape[0])  # SR nets map RGB to RGB; the rest follows from conv_first
+    scale = {1: 4, 4: 2, 16: 1}.get(in_total // in_ch) if in_total % in_ch == 0 else None
+    if scale is None:
+        raise ValueError(f"cannot infer scale: conv_first takes {in_total} channels for "
+                         f"{in_ch}-channel output")
+    return {"in_ch": in_ch, "out_ch": int(last.shape[0]), "num_feat": int(first.shape[0]),
+            "num_block": len(blocks), "num_grow_ch": int(grow.shape[0]), "scale": scale}
+
+
+def save_rrdb(path: str | os.PathLike, model: RRDBNet, *, dtype: torch.dtype = torch.float32,
+              source: str = "") -> Path:
+    """Write the model's weights as safetensors (atomically), with arch and source metadata.
+
+    Args:
+        dtype: ``torch.float32`` or ``torch.float16`` for the stored conv weights; biases
+            (0.2% of the parameters) always stay float32, so fp16-sourced weights (e.g. ncnn
+            Real-ESRGAN) round-trip exactly.
+        source: free text saying where the weights came from.
+    """
+    if dtype not in (torch.float32, torch.float16):
+        raise ValueError(f"dtype must be float32 or float16, got {dtype}")
+    tensors = {k: v.detach().to("cpu", torch.float32 if k.endswith(".bias") else dtype)
+               .contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": RRDB_FORMAT, "version": RRDB_VERSION, "arch": "RRDBNet", "source": source,
+            **{k: str(v) for k, v in model.arch().items()}}
+    return atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> RRDBNet:
+    """Build an RRDBNet from a weight file: our safetensors, or a BasicSR/ESRGAN ``.pth``.
+
+    ``.pth`` files are read with ``torch.load(weights_only=True)``; the architecture comes
+    from the metadata where present, else from the tensor shapes. Weights are float32.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: weight file not found")
+    if p.suffix == ".safetensors":
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+                meta = f.metadata() or {}
+        except SafetensorError as e:
+            raise ValueError(f"{p}: not a readable safetensors file ({e})") from None
+    else:
+        state, meta = torch.load(p, map_location="cpu", weights_only=True), {}
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{p}: expected a state dict, got {type(state).__name__}")
+    state = convert_state_dict(state)
+    keys = ("in_ch", "out_ch", "num_feat", "num_block", "num_grow_ch", "scale")
+    if meta.get("format") == RRDB_FORMAT:
+        arch = {k: int(meta[k]) for k in keys}
+    else:
+        arch = arch_from_state_dict(state)
+    with torch.device("meta"):  # shapes only; the weights come from the file
+        model = RRDBNet(**arch)
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    return model.to(device)
+
