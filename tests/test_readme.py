@@ -32,7 +32,10 @@ def test_setup_command_installs_cpu_torch_and_runs_the_demo() -> None:
 
 def test_every_command_in_the_readme_exists() -> None:
     text = (ROOT / "README.md").read_text()
-    used = set(re.findall(r"^\s*facesr ([a-z-]+(?: [a-z-]+)?)", text, re.M))
+    blocks = "\n".join(re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S))
+    used = set(re.findall(r"(?:^|&& )facesr ([a-z-]+(?: [a-z-]+)?)", blocks, re.M))
+    used |= set(re.findall(r"`facesr ([a-z-]+(?: [a-z-]+)?)", text))
+    assert {"demo", "pairs hq", "pool kernels"} <= used
     runner = CliRunner()
     for cmd in sorted(used):
         r = runner.invoke(app, [*cmd.split(), "--help"])
