@@ -1,6 +1,145 @@
-"""facesr kernels command (to be written)."""
+"""``facesr pool kernels``: one KernelGAN x4 blur kernel per source image or video frame.
+
+The pool file is rewritten (atomically) after every finished kernel, so an interrupted run
+loses at most the image in progress; running the same command again loads the file and skips
+the sources already in it. A source is a file path plus, for videos, a frame index; it matches
+when the path is spelled the same way (run from the same folder with the same arguments).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from facesr.cli._common import BatchReport, err, out, progress, setup_logging
+from facesr.degrade import kernelgan
+from facesr.degrade.pools import KernelPool, PoolError
+from facesr.io import InputError, expand_inputs, iter_sources, kind_of, to_tensor, video_info
 
 
-def kernels() -> None:
-    """Estimate one x4 blur kernel per source image with KernelGAN."""
-    raise NotImplementedError
+def _key(path: str, frame: int | None) -> str:
+    return path if frame is None else f"{path}#{frame}"
+
+
+def kernels(
+    sources: Annotated[list[Path], typer.Argument(
+        help="Images, folders (searched recursively) and videos of the source camera.")],
+    out_path: Annotated[Path, typer.Option(
+        "--out", help="Kernel pool file (.safetensors); if it exists, the run resumes it.")],
+    iters: Annotated[int, typer.Option(help="KernelGAN iterations per source.")] = 3000,
+    device: Annotated[str, typer.Option(help="Torch device to train on: cpu, cuda, cuda:1.")
+                      ] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of every source's KernelGAN run.")] = 0,
+    stride: Annotated[int, typer.Option(help="Use every Nth video frame.")] = 25,
+    max_frames: Annotated[int | None, typer.Option(help="At most N frames per video.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads for torch (default: torch's choice). KernelGAN's layers are small: "
+             "1 is about as fast as more, and much faster than more threads than free cores.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Estimate one x4 blur kernel per source image (or video frame) with KernelGAN.
+
+    Sources are used at their own resolution: KernelGAN's cost does not grow with the image
+    (it trains on fixed-size crops), and downscaling a source would change the very blur
+    being measured. Images smaller than 32 px are reported and skipped.
+    """
+    setup_logging(verbose)
+    if iters < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--iters")
+    if stride < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--stride")
+    if max_frames is not None and max_frames < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--max-frames")
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter("must be >= 1", param_hint="--threads")
+        torch.set_num_threads(threads)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise typer.BadParameter(f"unknown device {device!r}", param_hint="--device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available to this torch build",
+                                 param_hint="--device")
+    try:
+        files = expand_inputs(sources)
+    except InputError as e:
+        err.print(str(e))
+        raise typer.Exit(2) from None
+    if any(f.resolve() == out_path.resolve() for f in files):
+        err.print(f"{out_path} is one of the sources; choose another --out")
+        raise typer.Exit(2)
+
+    kernels_done: list[torch.Tensor] = []
+    records: list[dict] = []
+    if out_path.exists():
+        try:
+            pool = KernelPool.load(out_path)
+        except PoolError as e:
+            err.print(f"{e}; not overwriting it (choose another --out)")
+            raise typer.Exit(2) from None
+        if pool.kernels.shape[1:] != (kernelgan.X4_SIZE, kernelgan.X4_SIZE) or pool.scale != 4:
+            err.print(f"{out_path}: holds {tuple(pool.kernels.shape[1:])} x{pool.scale} kernels, "
+                      f"not 25x25 x4; not overwriting it (choose another --out)")
+            raise typer.Exit(2)
+        kernels_done, records = list(pool.kernels), list(pool.sources)
+        err.print(f"resuming {out_path}: {len(records)} kernels already there")
+    done_keys = {_key(r.get("source", ""), r.get("frame")) for r in records}
+
+    total = 0
+    for f in files:  # a progress total: stills per file (a guess for unreadable videos)
+        if kind_of(f) == "video":
+            try:
+                n = -(-max(video_info(f).frames, 1) // stride)
+            except InputError:
+                n = 1
+            total += min(n, max_frames) if max_frames else n
+        else:
+            total += 1
+    settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE}
+    report = BatchReport()
+    too_small: set[Path] = set()  # report a video with tiny frames once, not per frame
+    with progress() as bar:
+        task = bar.add_task("kernels", total=total, note="")
+        inner = bar.add_task("  KernelGAN", total=iters, note="", visible=False)
+
+        def on_iter(i: int, n: int) -> None:
+            if i % 10 == 0 or i == n:
+                bar.update(inner, completed=i)
+
+        for item in iter_sources(files, frame_stride=stride, max_frames=max_frames):
+            key = _key(str(item.path), item.frame)
+            if item.error is not None:
+                report.fail(item.path, str(item.error))
+            elif key in done_keys:
+                report.skipped += 1
+            elif item.path not in too_small:
+                h, w = item.image.shape[:2]
+                if min(h, w) < kernelgan.MIN_SIDE:
+                    too_small.add(item.path)
+                    report.fail(item.path, str(InputError(
+                        key, f"image {w}x{h} px is smaller than the {kernelgan.MIN_SIDE} px "
+                             "minimum for kernel estimation")))
+                else:
+                    bar.update(inner, completed=0, visible=True, note=key)
+                    est = kernelgan.estimate_kernel(to_tensor(item.image), iters=iters,
+                                                    device=dev, seed=seed, callback=on_iter)
+                    kernels_done.append(est.kernel)
+                    records.append({"source": str(item.path), "frame": item.frame,
+                                    "width": w, "height": h, "iters": iters, "seed": seed})
+                    done_keys.add(key)
+                    KernelPool(torch.stack(kernels_done), records, 4, settings).save(out_path)
+                    report.done += 1
+            bar.advance(task)
+        bar.update(inner, visible=False)
+    if report.done:
+        out.print(f"wrote {out_path}: {len(records)} kernels ({report.done} new)")
+    elif records:
+        out.print(f"{out_path}: nothing new to estimate ({len(records)} kernels)")
+    if report.skipped:
+        err.print(f"skipped {report.skipped} sources already in {out_path}")
+    report.finish("sources")

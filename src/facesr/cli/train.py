@@ -1,0 +1,160 @@
+"""``facesr train``: PSNR pre-training or GAN fine-tuning of the RRDBNet generator."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
+
+from facesr.cli._common import err, out, progress, setup_logging
+from facesr.io import InputError
+from facesr.train.checkpoint import POINTER, CheckpointError
+from facesr.train.config import ConfigError, TrainConfig, config_diff, load_config
+from facesr.train.logbook import require_tensorboard
+from facesr.train.loop import World, world_from_env
+from facesr.train.loop import train as run_training
+
+log = logging.getLogger(__name__)
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.2f} it/s" if task.speed else "-.-- it/s")
+
+
+def _default_run_dir(config: Path, stage: str) -> Path:
+    return Path("runs") / f"{config.stem}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error[/red] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def train(
+    config: Annotated[Path | None, typer.Argument(
+        help="Experiment YAML (e.g. configs/cpu-small.yaml). With --resume it may be omitted: "
+             "the run's own config.yaml is used.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, e.g. --set train.batch=8 (value read as YAML); "
+                      "repeatable.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue this run folder from its latest complete checkpoint.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder of a new run (default: runs/<config>-<stage>-<time>).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Train the generator: stage psnr (L1) or gan (L1 + RaGAN PatchGAN + LPIPS).
+
+    Relative paths in CONFIG are resolved against the current directory; the run folder gets
+    config.yaml (resolved, absolute paths), metrics.jsonl, images/, tb/, ckpt/ and, at the end,
+    model.safetensors. Stop it any time (even kill -9) and continue with --resume RUN_DIR.
+    Multi-GPU: torchrun --nproc_per_node N -m facesr.cli.train ... (or the facesr entry point).
+    """
+    setup_logging(verbose)
+    world = world_from_env()
+    overrides = set_ or []
+    try:
+        if resume is not None:
+            if out_dir is not None and out_dir.resolve() != resume.resolve():
+                raise _fail("--out and --resume name different folders; give one of them")
+            saved_path = resume / "config.yaml"
+            if not saved_path.is_file():
+                raise _fail(f"{resume}: no config.yaml, so not a facesr run folder")
+            saved = load_config(saved_path)
+            cfg = load_config(config if config is not None else saved_path, overrides)
+            changes = config_diff(saved, cfg)
+            if changes and world.main:
+                err.print("[yellow]warning[/yellow] resuming with changed settings (the run "
+                          "is no longer one uninterrupted run):\n  " + "\n  ".join(changes))
+            run_dir = resume
+        else:
+            if config is None:
+                raise _fail("give a CONFIG file (or --resume RUN_DIR)")
+            cfg = load_config(config, overrides)
+            run_dir = out_dir or _default_run_dir(config, cfg.train.stage)
+            if (run_dir / POINTER).exists():
+                raise _fail(f"{run_dir} already holds a run: continue it with --resume "
+                            f"{run_dir}, or choose another --out")
+        if cfg.train.tensorboard:
+            require_tensorboard()
+    except (ConfigError, ImportError) as e:
+        raise _fail(str(e)) from None
+
+    if world.world_size > 1:
+        import torch.distributed as dist
+
+        on_gpu = cfg.train.device != "cpu" and torch.cuda.is_available()
+        if on_gpu:
+            torch.cuda.set_device(world.local_rank)
+        dist.init_process_group("nccl" if on_gpu else "gloo")
+        names = [str(run_dir)]
+        dist.broadcast_object_list(names, src=0)  # the default name has a time stamp
+        run_dir = Path(names[0])
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    if world.main:
+        what = "resuming" if resume is not None else "new run"
+        err.print(f"{what}: {run_dir}  stage {cfg.train.stage}, {cfg.train.iterations} "
+                  f"iterations, batch {cfg.train.batch}, {world.world_size} process(es)")
+    try:
+        result = _run(cfg, run_dir, resume is not None, world)
+    except KeyboardInterrupt:
+        if world.main:
+            err.print(f"interrupted; continue with: facesr train --resume {run_dir}")
+        raise typer.Exit(130) from None
+    except (ConfigError, CheckpointError, InputError, FileExistsError, FileNotFoundError,
+            ValueError) as e:
+        raise _fail(str(e)) from None
+    finally:
+        if world.world_size > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    if world.main:
+        val = result["val"]
+        summary = f"{run_dir}: iteration {result['iteration']}"
+        if val:
+            summary += (f", val PSNR-Y {val['val/psnr_y']:.2f} dB (bicubic "
+                        f"{val['val/psnr_y_bicubic']:.2f}), SSIM-Y {val['val/ssim_y']:.4f}")
+        out.print(summary)
+        out.print(f"generator: {run_dir / 'model.safetensors'}")
+
+
+def _run(cfg: TrainConfig, run_dir: Path, resume: bool, world: World) -> dict:
+    if not world.main:
+        return run_training(cfg, run_dir, resume=resume, world=world)
+    bar = progress()
+    bar.columns = (*bar.columns[:-1], _Rate(), bar.columns[-1])
+    with bar:
+        task = bar.add_task(cfg.train.stage, total=cfg.train.iterations, note="")
+        first = [True]
+
+        def on_step(done: int, total: int, logged: dict[str, float] | None) -> None:
+            if first[0]:  # a resumed run starts part-way; keep the jump out of the it/s
+                bar.reset(task, total=total, completed=done - 1)
+                first[0] = False
+            bar.update(task, completed=done, total=total)
+            if logged:
+                keys = ("train/l_g", "train/l_d", "val/psnr_y")
+                note = "  ".join(f"{k.split('/')[1]} {logged[k]:.4g}" for k in keys
+                                 if k in logged)
+                bar.update(task, note=note)
+
+        return run_training(cfg, run_dir, resume=resume, world=world, on_step=on_step)
+
+
+if __name__ == "__main__":  # torchrun -m facesr.cli.train CONFIG ...
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(train)
+    app()

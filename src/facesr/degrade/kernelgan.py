@@ -1,0 +1,345 @@
+"""KernelGAN: estimate an image's x4 blur kernel from the image alone.
+
+After Bell-Kligler, Shocher and Irani, "Blind Super-Resolution Kernel Estimation using an
+Internal-GAN" (NeurIPS 2019), written from the paper's description. A deep *linear* generator G
+(convolutions 7, 5, 3, 1, 1, 1 with 64 channels, no biases, no non-linearities: a 13x13
+receptive field, stride 2 at the end) learns to downscale the image x2 so that a patch
+discriminator D cannot tell G's outputs from crops of the image itself. Since G is linear it is
+one 13x13 kernel; the x4 kernel is that kernel convolved with its own copy dilated by 2.
+
+Choices made here (the paper leaves them open or they are ours):
+
+- Speed: G is trained through its factors (the deep linear parametrisation is what helps the
+  optimisation), but its forward pass first collapses the factors into the 13x13 kernel (a
+  chain of transposed convolutions on a 1x1 map, ~1M multiply-adds) and then applies that
+  single kernel. This is the same function with the same gradients as running the six layers
+  over the crop, about 40x cheaper, so a 3000-iteration run takes seconds on a CPU.
+- Channels: G applies its one kernel to each RGB channel (blur is shared by the channels);
+  D sees RGB patches. A grey image simply has three equal channels.
+- Crops: G sees a 64x64 crop plus the 6-px margin its valid 13x13 kernel eats (76x76), giving
+  a 32x32 output; D compares it with 32x32 crops of the input. Smaller images use the largest
+  crop that fits (minimum side ``MIN_SIDE``). Crop positions are drawn up front, with
+  probability 0.9 proportional to the local gradient energy of the luminance and 0.1 uniform,
+  so flat regions (which carry no information about the kernel) are rarely used.
+- Losses: least-squares GAN loss; on the kernel, ``W_SUM |1 - sum k|``, ``W_CENTRE`` times the
+  distance of the centre of mass from 6.5 (``kernels.py``'s convention), ``W_BOUNDARY`` times
+  the mass outside a disc, ``W_SPARSE * sum |k|^0.5`` (switched on after the bicubic phase),
+  and ``W_BICUBIC`` times the MSE between G's output and a bicubic x2 downscale of its input,
+  decaying to zero over the first ``BICUBIC_FRACTION`` of the iterations. G first fits the
+  bicubic kernel directly (``PREFIT_STEPS`` cheap kernel-space steps): a bicubic-shaped start.
+- Result: the kernel is averaged over the last ``AVERAGE_FRACTION`` of the iterations (G is
+  linear, so the average is itself a kernel) to damp the GAN's iteration-to-iteration jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.parametrizations import spectral_norm
+
+from facesr.degrade.kernels import bicubic_kernel, kernel_centre, normalize_kernel
+
+log = logging.getLogger(__name__)
+
+X2_SIZE = 13  # side of the x2 kernel (G's receptive field)
+X4_SIZE = 25  # side of the composed x4 kernel
+G_LAYERS = (7, 5, 3, 1, 1, 1)
+G_CHANNELS = 64
+D_CHANNELS = 64
+D_DEPTH = 7  # convolutions in D
+D_NORM = "instance"
+BATCH = 1  # crops per iteration
+OUT_CROP = 32  # G's output / D's input patch side
+MIN_SIDE = 32  # smallest image side KernelGAN accepts (G output 10x10, D map 4x4)
+
+LR = 2e-4
+BETAS = (0.5, 0.999)
+W_SUM, W_CENTRE, W_BOUNDARY, W_SPARSE, W_BICUBIC = 0.5, 1.0, 0.5, 0.2, 5.0
+W_NEGATIVE = 1.0
+BICUBIC_FRACTION = 0.1
+PREFIT_STEPS = 300
+AVERAGE_FRACTION = 0.3
+LR_DECAY_AT = (0.5, 0.75)  # fractions of the iterations where both learning rates drop x10
+LR_DECAY = 0.1
+
+
+@dataclass(frozen=True)
+class KernelEstimate:
+    """One image's estimate: ``kernel`` (25, 25) for x4, ``kernel_x2`` (13, 13), both float32
+    on the CPU, summing to 1 and centred; ``losses`` are the final loss terms."""
+
+    kernel: Tensor
+    kernel_x2: Tensor
+    iters: int
+    seed: int
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+class LinearGenerator(nn.Module):
+    """Deep linear x2 downscaler whose effective 13x13 kernel is ``kernel()``."""
+
+    def __init__(self, sizes: tuple[int, ...] = G_LAYERS, channels: int = G_CHANNELS) -> None:
+        super().__init__()
+        chans = [1] + [channels] * (len(sizes) - 1) + [1]
+        self.layers = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], s, bias=False) for i, s in enumerate(sizes))
+
+    def kernel(self) -> Tensor:
+        """The single kernel all layers amount to (the adjoint chain on a 1x1 map).
+
+        Shape: -> (K, K), K = 1 + sum(size - 1).
+        """
+        w0 = self.layers[0].weight
+        y = torch.ones(1, 1, 1, 1, device=w0.device, dtype=w0.dtype)
+        for layer in reversed(self.layers):
+            y = F.conv_transpose2d(y, layer.weight)
+        return y[0, 0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Valid cross-correlation with ``kernel()``, stride 2, each channel alike.
+
+        Shape: (N, C, H, W) -> (N, C, (H - K) // 2 + 1, (W - K) // 2 + 1).
+        """
+        return apply_x2(x, self.kernel())
+
+
+def apply_x2(x: Tensor, kernel: Tensor) -> Tensor:
+    """Valid cross-correlation of every channel with one kernel, keeping every 2nd pixel.
+
+    Shape: (N, C, H, W), kernel (K, K) -> (N, C, (H - K) // 2 + 1, (W - K) // 2 + 1).
+    """
+    n, c, h, w = x.shape
+    out = F.conv2d(x.reshape(n * c, 1, h, w), kernel[None, None], stride=2)
+    return out.reshape(n, c, *out.shape[-2:])
+
+
+class PatchDiscriminator(nn.Module):
+    """Fully convolutional: a 7x7 conv, then 1x1 conv + normalisation + ReLU blocks, a sigmoid.
+
+    Every layer is spectrally normalised. The 1x1 convolutions run as matrix products over the
+    pixels (several times faster on a CPU than 1x1 ``conv2d``), and the normalisation is per
+    sample over its pixels (instance norm: what BatchNorm computes for KernelGAN's batch of
+    one), so real and fake patches can share one call without seeing each other.
+    Shape: (N, C, P, P) -> (N, 1, P - 6, P - 6).
+    """
+
+    def __init__(self, in_channels: int = 3, channels: int = D_CHANNELS,
+                 depth: int = D_DEPTH) -> None:
+        super().__init__()
+        self.first = spectral_norm(nn.Conv2d(in_channels, channels, 7))
+        self.mids = nn.ModuleList(spectral_norm(nn.Linear(channels, channels, bias=False))
+                                  for _ in range(depth - 2))
+        self.norm_weight = nn.Parameter(torch.ones(depth - 2, channels))
+        self.norm_bias = nn.Parameter(torch.zeros(depth - 2, channels))
+        self.last = spectral_norm(nn.Linear(channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.first(x)
+        n, c, h, w = y.shape
+        y = y.reshape(n, c, h * w)
+        for i, lin in enumerate(self.mids):
+            y = torch.matmul(lin.weight, y)  # the bias would be removed by the norm
+            if D_NORM == "instance":
+                y = F.instance_norm(y, weight=self.norm_weight[i], bias=self.norm_bias[i])
+            elif D_NORM == "joint":
+                yt = y.transpose(0, 1).reshape(1, c, -1)
+                yt = F.instance_norm(yt, weight=self.norm_weight[i], bias=self.norm_bias[i])
+                y = yt.reshape(c, n, h * w).transpose(0, 1)
+            else:
+                y = y * self.norm_weight[i][:, None] + self.norm_bias[i][:, None]
+            y = F.relu(y)
+        y = torch.matmul(self.last.weight, y) + self.last.bias[:, None]
+        return torch.sigmoid(y).reshape(n, 1, h, w)
+
+
+def compose_x4(kernel_x2: Tensor, size: int = X4_SIZE) -> Tensor:
+    """The x4 kernel equal to downscaling x2 twice with ``kernel_x2`` (not normalised).
+
+    With ``blur_downsample``'s convention, ``blur_downsample(blur_downsample(x, k, 2), k, 2)``
+    equals ``blur_downsample(x, compose_x4(k), 4)`` away from the borders when ``k`` is centred
+    and its composed mass fits in ``size``.
+
+    Shape: (K, K) -> (size, size).
+    """
+    k = kernel_x2.double()
+    ks = k.shape[-1]
+    dilated = torch.zeros(2 * ks - 1, 2 * ks - 1, dtype=k.dtype, device=k.device)
+    dilated[::2, ::2] = k
+    # full 2-D convolution (a sum over a + 2b = c): flip one operand of a cross-correlation
+    full = F.conv2d(F.pad(dilated, (ks - 1,) * 4)[None, None], k.flip(0, 1)[None, None])[0, 0]
+    # centre of mass moves from c2 to 3 * c2; crop the window whose centre is kernel_centre(size)
+    off = round(3 * kernel_centre(ks) - kernel_centre(size))
+    if off < 0 or off + size > full.shape[-1]:
+        raise ValueError(f"cannot crop a {size}x{size} x4 kernel from a {ks}x{ks} x2 kernel")
+    return full[off:off + size, off:off + size].to(kernel_x2.dtype)
+
+
+def kernel_losses(k: Tensor) -> dict[str, Tensor]:
+    """The kernel priors: sum to 1, centred, small near the boundary, sparse.
+
+    Shape: k (K, K) -> scalar tensors.
+    """
+    size = k.shape[-1]
+    c = kernel_centre(size)
+    idx = torch.arange(size, device=k.device, dtype=k.dtype)
+    total = k.sum()
+    com = torch.stack([(k.sum(1) * idx).sum(), (k.sum(0) * idx).sum()]) / (total + 1e-8)
+    r = torch.sqrt((idx[:, None] - c) ** 2 + (idx[None, :] - c) ** 2)
+    mask = ((r - size / 4) / (size / 4)).clamp(0, 1)  # 0 inside a disc, rising to the rim
+    return {
+        "sum": (1 - total).abs(),
+        "centre": torch.linalg.vector_norm(com - c),
+        "boundary": (k * mask).abs().sum(),
+        # on the kernel scaled to unit mass, so it cannot be lowered by shrinking the kernel
+        "sparse": (k.abs() / (k.abs().sum() + 1e-8) + 1e-8).sqrt().sum(),
+        "negative": F.relu(-k).sum(),
+    }
+
+
+def _crop_starts(lum: Tensor, crop: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` top-left corners for ``crop``-sized crops, favouring high-gradient windows."""
+    gy = F.pad((lum[1:] - lum[:-1]).abs(), (0, 0, 0, 1))
+    gx = F.pad((lum[:, 1:] - lum[:, :-1]).abs(), (0, 1))
+    energy = F.avg_pool2d((gx + gy)[None, None], crop, stride=1)[0, 0].double().cpu().numpy()
+    p = energy.ravel() / max(energy.sum(), 1e-12)
+    p = 0.9 * p + 0.1 / p.size
+    flat = rng.choice(p.size, size=n, p=p / p.sum())
+    return np.stack(np.unravel_index(flat, energy.shape), axis=1)
+
+
+def estimate_kernel(
+    img: Tensor, *, scale: int = 4, iters: int = 3000, device: str | torch.device = "cpu",
+    seed: int = 0, callback: Callable[[int, int], None] | None = None,
+) -> KernelEstimate:
+    """Estimate the blur kernel of one image with KernelGAN.
+
+    Args:
+        img: (3, H, W) float in [0, 1], both sides at least ``MIN_SIDE``.
+        scale: 4 (the composed 25x25 kernel) or 2 (the 13x13 kernel, also in ``kernel``).
+        iters: GAN iterations (the paper uses 3000).
+        device: where to train (results come back on the CPU).
+        seed: seeds initialisation and crop positions; same seed, same device -> same kernel.
+        callback: called as ``callback(iteration, iters)`` after each iteration.
+    Returns:
+        ``KernelEstimate``; its kernels sum to 1 and are centred (``kernels.py`` convention).
+    Shape: img (3, H, W) -> kernel (25, 25) (scale 4) or (13, 13) (scale 2).
+    """
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"expected an RGB image (3, H, W), got {tuple(img.shape)}")
+    h, w = img.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"image {w}x{h} px is smaller than the {MIN_SIDE} px minimum "
+                         "for kernel estimation")
+    if scale not in (2, 4):
+        raise ValueError(f"scale must be 2 or 4, got {scale}")
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    dev = torch.device(device)
+    x = img.detach().to(device=dev, dtype=torch.float32).clamp(0, 1)
+
+    g_crop = min(2 * (OUT_CROP - 1) + X2_SIZE, h, w)
+    d_crop = (g_crop - X2_SIZE) // 2 + 1
+    rng = np.random.default_rng(seed)
+    lum = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])
+    g_starts = _crop_starts(lum, g_crop, iters * BATCH, rng).reshape(iters, BATCH, 2)
+    d_starts = _crop_starts(lum, d_crop, iters * BATCH, rng).reshape(iters, BATCH, 2)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = LinearGenerator()
+        disc = PatchDiscriminator()
+    gen, disc = gen.to(dev), disc.to(dev)
+    fused = dev.type in ("cpu", "cuda")  # fused Adam: ~3x faster steps on these small nets
+    opt_g = torch.optim.Adam(gen.parameters(), lr=LR, betas=BETAS, fused=fused)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=LR, betas=BETAS, fused=fused)
+    k_bic = bicubic_kernel(2, X2_SIZE).to(dev)
+
+    # bicubic-shaped start: fit G's kernel to the bicubic one directly (cheap, kernel space)
+    opt_fit = torch.optim.Adam(gen.parameters(), lr=2e-3, betas=BETAS, fused=fused)
+    for _ in range(PREFIT_STEPS):
+        opt_fit.zero_grad(set_to_none=True)
+        ((gen.kernel() - k_bic) ** 2).sum().mul(100).backward()
+        opt_fit.step()
+
+    bic_iters = max(1, int(BICUBIC_FRACTION * iters))
+    avg_from = iters - max(1, int(AVERAGE_FRACTION * iters))
+    k_sum = torch.zeros(X2_SIZE, X2_SIZE, device=dev, dtype=torch.float64)
+    n_avg = 0
+    losses: dict[str, Tensor] = {}
+    decay_at = {int(f * iters) for f in LR_DECAY_AT}
+    for it in range(iters):
+        if it in decay_at and it > 0:
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] *= LR_DECAY
+        g_in = torch.stack([x[:, y:y + g_crop, x0:x0 + g_crop] for y, x0 in g_starts[it]])
+        real = torch.stack([x[:, y:y + d_crop, x0:x0 + d_crop] for y, x0 in d_starts[it]])
+
+        k = gen.kernel()
+        fake = apply_x2(g_in, k)
+
+        # G step: fool D, respect the kernel priors, stay near bicubic at first
+        d_fake = disc(fake)
+        losses = {"gan": F.mse_loss(d_fake, torch.ones_like(d_fake))}
+        priors = kernel_losses(k)
+        losses.update(priors)
+        w_bic = W_BICUBIC * max(0.0, 1 - it / bic_iters) ** 2
+        loss_g = (losses["gan"] + W_SUM * priors["sum"] + W_CENTRE * priors["centre"]
+                  + W_BOUNDARY * priors["boundary"] + W_NEGATIVE * priors["negative"])
+        if w_bic > 0:
+            losses["bicubic"] = F.mse_loss(fake, apply_x2(g_in, k_bic))
+            loss_g = loss_g + w_bic * losses["bicubic"]
+        else:
+            loss_g = loss_g + W_SPARSE * priors["sparse"]
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+
+        # D step: real crops -> 1, G's outputs -> 0 (one call; samples are normalised apart)
+        d_real, d_fake = disc(torch.cat([real, fake.detach()])).split(len(real))
+        loss_d = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real))
+                        + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+        losses["d"] = loss_d
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        if it >= avg_from:
+            k_sum += k.detach().double()
+            n_avg += 1
+        if log.isEnabledFor(logging.DEBUG) and (it + 1) % max(1, iters // 10) == 0:
+            log.debug("iteration %d: kernel sigmas %s, losses %s", it + 1, _sigmas(k.detach()),
+                      {name: round(float(v.detach()), 4) for name, v in losses.items()})
+        if callback is not None:
+            callback(it + 1, iters)
+
+    k2 = normalize_kernel((k_sum / n_avg).float().cpu())
+    k_out = normalize_kernel(compose_x4(k2)) if scale == 4 else k2
+    final = {name: float(v.detach()) for name, v in losses.items()}
+    log.debug("KernelGAN finished after %d iterations: %s", iters, final)
+    return KernelEstimate(kernel=k_out, kernel_x2=k2, iters=iters, seed=seed, losses=final)
+
+
+def _sigmas(k: Tensor) -> str:
+    """'(major, minor, angle)' of a kernel's second moments, for debug logs."""
+    k = k.double() / k.sum()
+    idx = torch.arange(k.shape[0], dtype=k.dtype, device=k.device)
+    cy, cx = (k.sum(1) * idx).sum(), (k.sum(0) * idx).sum()
+    dy, dx = idx[:, None] - cy, idx[None, :] - cx
+    cov = torch.stack([(k * dx * dx).sum(), (k * dx * dy).sum(), (k * dy * dy).sum()]).tolist()
+    ev, vec = torch.linalg.eigh(torch.tensor([[cov[0], cov[1]], [cov[1], cov[2]]]))
+    ang = math.degrees(math.atan2(float(vec[1, 1]), float(vec[0, 1]))) % 180
+    return f"({ev[1].clamp_min(0).sqrt():.2f}, {ev[0].clamp_min(0).sqrt():.2f}, {ang:.0f} deg)"
+
+
+def centred_l2(a: Tensor, b: Tensor) -> float:
+    """L2 distance between two kernels after normalising both (sum 1, centred)."""
+    return math.sqrt(float(((normalize_kernel(a) - normalize_kernel(b)) ** 2).sum()))

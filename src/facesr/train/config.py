@@ -1,0 +1,386 @@
+"""Training configuration: frozen dataclasses, loaded strictly from YAML.
+
+A config file has up to six sections (``data``, ``model``, ``disc``, ``loss``, ``optim``,
+``train``); a missing key takes the default below (the paper's settings), an unknown key is an
+error that names it. ``--set section.key=value`` overrides are parsed as YAML and applied before
+validation, so they get the same checks. Relative paths are resolved against the current
+directory when the config is loaded (run ``facesr train`` from the project root); the resolved
+config, written next to every run and into every checkpoint, holds absolute paths, so a run
+resumes from anywhere.
+
+Example:
+    >>> cfg = load_config(None, ["train.batch=4", "model.num_block=1"])
+    >>> cfg.train.batch, cfg.model.num_block, cfg.optim.lr
+    (4, 1, 0.0001)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from facesr.degrade.degradation import PRESETS, DegradeConfig
+from facesr.degrade.pairs import HR_FACTORS
+from facesr.losses.lpips import MIN_SIDE as LPIPS_MIN_SIDE
+from facesr.models.patchgan import patch_map_size
+
+PATH = {"path": True}  # field metadata: resolved against the base directory when loaded
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where training pairs come from and how they are degraded."""
+
+    hq: tuple[str, ...] = field(default=(), metadata=PATH)  # images, folders, .txt lists
+    kernels: str | None = field(default=None, metadata=PATH)  # kernel pool (.safetensors)
+    noise: str | None = field(default=None, metadata=PATH)  # noise pool (.safetensors)
+    preset: str = "paper"  # a degradation preset (facesr.degrade.degradation.PRESETS)
+    degrade: dict = field(default_factory=dict)  # overrides of DegradeConfig fields
+    hr_patch: int = 128
+    factors: tuple[float, ...] = HR_FACTORS  # target augmentation: HR also at these sizes
+    val_fraction: float = 0.02  # share of the HQ files held out (whole files, seeded)
+    val_seed: int = 0  # picks the held-out files and their (fixed) degradations
+    val_max: int = 64  # at most this many validation crops
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"data.preset: unknown preset {self.preset!r}; "
+                              f"one of {', '.join(PRESETS)}")
+        try:
+            self.degradation()
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"data.degrade: {e}") from None
+        _positive("data.hr_patch", self.hr_patch)
+        _positive("data.val_max", self.val_max)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not self.factors or any(not 0.0 < f <= 1.0 for f in self.factors):
+            raise ConfigError(f"data.factors must be numbers in (0, 1], got {self.factors}")
+
+    def degradation(self) -> DegradeConfig:
+        """The preset with ``degrade`` overrides applied (strict)."""
+        return DegradeConfig.from_dict({**dataclasses.asdict(PRESETS[self.preset]),
+                                        **self.degrade})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """RRDBNet generator sizes (ESRGAN: 23 blocks, 64 features, growth 32)."""
+
+    num_block: int = 23
+    num_feat: int = 64
+    num_grow_ch: int = 32
+    scale: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("num_block", "num_feat", "num_grow_ch"):
+            _positive(f"model.{name}", getattr(self, name))
+        if self.scale not in (1, 2, 4):
+            raise ConfigError(f"model.scale must be 1, 2 or 4, got {self.scale}")
+
+
+@dataclass(frozen=True)
+class DiscConfig:
+    """PatchGAN discriminator (pix2pix NLayer: 3 layers, 64 filters)."""
+
+    ndf: int = 64
+    n_layers: int = 3
+    norm: Literal["batch", "spectral", "instance", "none"] = "batch"
+
+    def __post_init__(self) -> None:
+        _positive("disc.ndf", self.ndf)
+        _positive("disc.n_layers", self.n_layers)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Generator loss weights of the GAN stage (the PSNR stage uses plain L1)."""
+
+    l_pix: float = 0.01
+    l_adv: float = 0.005
+    l_lpips: float = 0.001  # as printed in the paper; RealSR used VGG with weight 1.0
+    lpips_backbone: str | None = field(default=None, metadata=PATH)  # None: standard lookup
+    lpips_linear: str | None = field(default=None, metadata=PATH)  # None: standard lookup
+
+    def __post_init__(self) -> None:
+        for name in ("l_pix", "l_adv", "l_lpips"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for G and D; the LR is halved (``gamma``) at each milestone iteration."""
+
+    lr: float = 1e-4
+    lr_d: float | None = None  # None: same as lr
+    betas: tuple[float, float] = (0.9, 0.99)
+    milestones: tuple[int, ...] = (5_000, 10_000, 20_000, 30_000)
+    gamma: float = 0.5
+    grad_clip: float | None = None  # max global grad norm, per network; None: no clipping
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ConfigError("optim.lr and optim.lr_d must be > 0")
+        if list(self.milestones) != sorted(self.milestones):
+            raise ConfigError(f"optim.milestones must be increasing, got {self.milestones}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"optim.grad_clip must be > 0 or null, got {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The ``train`` section: stage, length, batch, logging, device."""
+
+    stage: Literal["psnr", "gan"] = "psnr"
+    iterations: int = 400_000
+    batch: int = 16  # global batch (split over DDP processes)
+    ema_decay: float = 0.999  # 0: no EMA
+    checkpoint_every: int = 5_000
+    keep_checkpoints: int = 3
+    val_every: int = 5_000
+    log_every: int = 100
+    seed: int = 0
+    device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:1
+    amp: Literal["bf16", "fp16", "none"] = "bf16"  # cuda only; no-op on CPU
+    channels_last: bool = True  # cuda only; no-op on CPU
+    workers: int = 4  # DataLoader processes (0: load in the training process)
+    init_g: str | None = field(default=None, metadata=PATH)  # generator weights to start from
+    tensorboard: bool = True  # events in RUN/tb (needs the `tensorboard` package)
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch", "checkpoint_every", "keep_checkpoints", "val_every",
+                     "log_every"):
+            _positive(f"train.{name}", getattr(self, name))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.workers < 0:
+            raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    disc: DiscConfig = field(default_factory=DiscConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        s = self.data.degradation().scale
+        if s != self.model.scale:
+            raise ConfigError(f"model.scale {self.model.scale} differs from the degradation's "
+                              f"scale {s} (data.degrade.scale)")
+        p = self.data.hr_patch
+        if p % s:
+            raise ConfigError(f"data.hr_patch {p} is not divisible by {s}")
+        if self.train.stage == "gan" and patch_map_size(p, self.disc.n_layers) < 1:
+            raise ConfigError(f"data.hr_patch {p} is too small for a {self.disc.n_layers}-layer "
+                              f"PatchGAN (needs {3 * 2**self.disc.n_layers} px)")
+        if self.train.stage == "gan" and self.loss.l_lpips > 0 and p < LPIPS_MIN_SIDE:
+            raise ConfigError(f"data.hr_patch {p} is smaller than LPIPS's {LPIPS_MIN_SIDE} px")
+
+
+def _positive(key: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{key} must be >= 1, got {value}")
+
+
+# ----------------------------------------------------------------------------- loading
+def from_dict(cls: type, data: object, *, base: Path | None = None, where: str = ""):
+    """Build dataclass ``cls`` from plain data, strictly (unknown keys and wrong types raise).
+
+    Args:
+        base: directory that relative path fields are resolved against (None: left as given).
+        where: key prefix for messages, e.g. ``"train."``.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where.rstrip('.') or 'config'} must be a mapping of keys, "
+                          f"got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            section = f"section {where.rstrip('.')!r}" if where else "the top level"
+            raise ConfigError(f"unknown config key '{where}{key}'; known keys in {section}: "
+                              f"{', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        value = _coerce(hints[key], value, f"{where}{key}", base)
+        if base is not None and fields[key].metadata.get("path"):
+            value = _resolve(value, base)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: {e}") from None
+
+
+def _coerce(tp: object, value: object, key: str, base: Path | None) -> object:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, {} if value is None else value, base=base, where=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, base)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {', '.join(map(repr, args))}, "
+                              f"got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(items) != len(value):
+            raise ConfigError(f"{key} must be a list of {len(items)} values, got {value!r}")
+        return tuple(_coerce(t, v, f"{key}[{i}]", base)
+                     for i, (t, v) in enumerate(zip(items, value, strict=True)))
+    if tp is dict:
+        if value is None:  # an empty YAML mapping (`degrade:`)
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported config type {tp}")  # a bug in the dataclasses
+
+
+def _resolve(value: object, base: Path) -> object:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(_resolve(v, base) for v in value)
+    p = Path(str(value)).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Set ``section.key=value`` items (values parsed as YAML) in a nested dict (a copy)."""
+    out = _deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.batch=8)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])} is not a "
+                                  "section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(d: object) -> object:
+    return {k: _deepcopy(v) for k, v in d.items()} if isinstance(d, Mapping) else d
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
+                base: Path | None = None) -> TrainConfig:
+    """Read a YAML config (None: all defaults), apply overrides, validate.
+
+    Args:
+        base: directory relative paths are resolved against (default: the current directory).
+
+    Raises:
+        ConfigError: unreadable file, unknown key, wrong type or invalid value (names the key).
+    """
+    data: object = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config is a mapping of sections, got "
+                              f"{type(data).__name__}")
+    data = apply_overrides(data, overrides)
+    try:
+        return from_dict(TrainConfig, data, base=Path.cwd() if base is None else base)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
+
+
+def to_dict(cfg: object) -> dict:
+    """Plain data (tuples as lists) for YAML/JSON."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def _plain(x: object) -> object:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def config_to_yaml(cfg: TrainConfig) -> str:
+    """The whole config, every key, as YAML text that ``config_from_yaml`` reads back."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def config_from_yaml(text: str) -> TrainConfig:
+    """Parse a config written by ``config_to_yaml`` (paths are kept as written)."""
+    return from_dict(TrainConfig, yaml.safe_load(text) or {})
+
+
+def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """``key: old -> new`` lines for every setting that differs."""
+    fa, fb = _flatten(to_dict(a)), _flatten(to_dict(b))
+    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
+            if fa.get(k) != fb.get(k)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,148 @@
+"""Training data: the held-out split, a resumable batch stream, and the fixed validation set.
+
+The training stream is the concatenation of per-epoch permutations of the training items;
+global batch ``k`` is stream items ``[start + k*B, start + (k+1)*B)``, where ``start`` is the
+number of items consumed before (0, or what a checkpoint recorded). Item ``(epoch, index)`` is
+drawn by ``DegradedFaces``, deterministic in (seed, epoch, index). So a run's data depends
+only on (seed, file list, B): a resumed run continues exactly where it stopped, whatever the
+number of DDP processes, each of which takes its contiguous share of every global batch
+(rank r: items ``[r*B/W, (r+1)*B/W)``), so their concatenation is the single-process batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from facesr.data.dataset import DegradedFaces, collate_pairs
+from facesr.degrade.degradation import DegradeConfig, Pools
+from facesr.io import InputError, expand_inputs
+
+PERM_TAG = 0x7065726D  # "perm": keeps the permutation stream apart from the items' streams
+SPLIT_TAG = 0x73706C74  # "splt"
+
+
+def hq_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """Images from files, folders (recursive), and ``.txt`` lists (one path a line, as
+    ``facesr data curate`` writes; ``#`` comments)."""
+    files: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if p.suffix.lower() == ".txt" and p.is_file():
+            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+            files.extend(Path(ln) for ln in lines if ln and not ln.startswith("#"))
+        else:
+            files.extend(expand_inputs([p], kinds=("image",)))
+    if not files:
+        raise InputError(", ".join(map(str, sources)) or "data.hq", "no HQ images found")
+    return files
+
+
+def split_files(files: Sequence[Path], fraction: float, seed: int
+                ) -> tuple[list[Path], list[Path]]:
+    """Hold out ``round(fraction * n)`` whole files (at least one when ``fraction`` > 0).
+
+    The split depends on the set of files and the seed, not on their order.
+
+    Returns:
+        (train files, validation files), each sorted.
+    """
+    uniq = sorted({Path(f) for f in files}, key=str)
+    n_val = round(len(uniq) * fraction)
+    if fraction > 0:
+        n_val = max(n_val, 1)
+    if n_val >= len(uniq):
+        raise ValueError(f"{len(uniq)} HQ files leave none for training after holding out "
+                         f"{n_val} for validation (lower data.val_fraction)")
+    perm = np.random.default_rng([SPLIT_TAG, seed]).permutation(len(uniq))
+    val = set(perm[:n_val].tolist())
+    return ([f for i, f in enumerate(uniq) if i not in val],
+            [f for i, f in enumerate(uniq) if i in val])
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits the ``n`` items."""
+    return np.random.default_rng([PERM_TAG, seed, epoch]).permutation(n)
+
+
+def data_state(items: int, n: int, seed: int) -> dict:
+    """Where the stream stands after ``items`` items (stored in checkpoints)."""
+    return {"items": items, "epoch": items // n, "position": items % n, "perm_seed": seed,
+            "num_items": n}
+
+
+class StreamBatches(Sampler[list[tuple[int, int]]]):
+    """Endless batches of ``(epoch, index)`` keys for one process (see module docs).
+
+    Args:
+        n: items per epoch.
+        batch: global batch B (all processes together); divisible by ``world_size``.
+        seed: permutation seed.
+        start: stream items consumed before the first batch.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, *, start: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if batch % world_size:
+            raise ValueError(f"batch {batch} is not divisible by the {world_size} processes")
+        if n < 1:
+            raise ValueError("no training items")
+        self.n, self.batch, self.seed, self.start = n, batch, seed, start
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        per = self.batch // self.world_size
+        pos, orders = self.start, {}
+        while True:
+            keys = []
+            for p in range(pos + self.rank * per, pos + (self.rank + 1) * per):
+                epoch, i = divmod(p, self.n)
+                if epoch not in orders:
+                    orders = {e: o for e, o in orders.items() if e >= epoch - 1}
+                    orders[epoch] = epoch_order(self.n, self.seed, epoch)
+                keys.append((epoch, int(orders[epoch][i])))
+            yield keys
+            pos += self.batch
+
+
+class EpochItems(Dataset):
+    """``DegradedFaces`` indexed by ``(epoch, index)`` keys (safe in worker processes)."""
+
+    def __init__(self, faces: DegradedFaces) -> None:
+        self.faces = faces
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        self.faces.set_epoch(epoch)
+        return self.faces[index]
+
+
+def make_loader(faces: DegradedFaces, sampler: StreamBatches, *, workers: int,
+                pin_memory: bool = False) -> DataLoader:
+    """An endless, in-order loader of collated batches (``collate_pairs``)."""
+    return DataLoader(EpochItems(faces), batch_sampler=sampler, num_workers=workers,
+                      collate_fn=collate_pairs, pin_memory=pin_memory,
+                      prefetch_factor=2 if workers else None)
+
+
+def validation_set(files: Sequence[Path], pools: Pools, cfg: DegradeConfig, *, hr_patch: int,
+                   factors: tuple[float, ...], seed: int, count: int) -> tuple[Tensor, Tensor]:
+    """``count`` fixed (LR, HR) crops of the held-out files: item k is DegradedFaces item
+    ``k mod n`` of epoch ``k div n``, no flips, seeded by ``seed`` (same every run).
+
+    Shape: -> lr (count, 3, p/s, p/s), hr (count, 3, p, p).
+    """
+    faces = DegradedFaces(list(files), pools, cfg, hr_patch=hr_patch, factors=factors,
+                          seed=seed, augment=False)
+    ds = EpochItems(faces)
+    items = [ds[divmod(k, len(faces))] for k in range(count)]
+    return (torch.stack([it["lr"] for it in items]), torch.stack([it["hr"] for it in items]))

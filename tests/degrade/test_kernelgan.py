@@ -1,0 +1,110 @@
+"""KernelGAN: the kernel algebra exactly, the estimator's contract, and recovery of a known blur."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from facesr.degrade import kernelgan as kg
+from facesr.degrade.kernels import (
+    bicubic_kernel,
+    blur_downsample,
+    center_of_mass,
+    gaussian_kernel,
+    normalize_kernel,
+)
+
+
+def test_generator_kernel_is_the_layers_composed() -> None:
+    torch.manual_seed(0)
+    gen = kg.LinearGenerator()
+    k = gen.kernel()
+    assert k.shape == (kg.X2_SIZE, kg.X2_SIZE)
+    x = torch.rand(2, 3, 40, 40)
+    y = x.reshape(6, 1, 40, 40)
+    for layer in gen.layers:  # the deep linear net, layer by layer
+        y = layer(y)
+    y = y.reshape(2, 3, 28, 28)[..., ::2, ::2]  # the stride-2 end
+    assert torch.allclose(gen(x), y, atol=1e-6)
+
+
+def test_compose_x4_equals_two_x2_steps() -> None:
+    k2 = gaussian_kernel(kg.X2_SIZE, 1.0, 0.6, 0.7)
+    k4 = kg.compose_x4(k2)
+    assert k4.shape == (kg.X4_SIZE, kg.X4_SIZE)
+    assert center_of_mass(k4) == pytest.approx((12.5, 12.5), abs=1e-3)
+    x = torch.rand(3, 96, 96)
+    twice = blur_downsample(blur_downsample(x, k2, 2), k2, 2)
+    once = blur_downsample(x, k4, 4)
+    inner = (slice(None), slice(4, -4), slice(4, -4))  # away from the reflect-padded borders
+    assert torch.allclose(twice[inner], once[inner], atol=1e-5)
+
+
+def test_compose_x4_of_gaussian_is_the_wider_gaussian() -> None:
+    # covariances add: S + 4 S = 5 S, so sigmas grow by sqrt(5) with the same angle (for
+    # sigmas above ~1 px; narrower ones alias on the dilated copy's 2-px grid)
+    k4 = normalize_kernel(kg.compose_x4(gaussian_kernel(kg.X2_SIZE, 1.6, 1.1, 0.4)))
+    ref = gaussian_kernel(kg.X4_SIZE, 1.6 * math.sqrt(5), 1.1 * math.sqrt(5), 0.4)
+    assert (k4 - ref).abs().sum() < 0.02
+
+
+def test_compose_x4_of_bicubic_x2_is_close_to_bicubic_x4() -> None:
+    k4 = normalize_kernel(kg.compose_x4(bicubic_kernel(2, kg.X2_SIZE)), clip_negative=False)
+    ref = bicubic_kernel(4, kg.X4_SIZE)
+    assert float(torch.linalg.vector_norm(k4 - ref)) < 0.25 * float(torch.linalg.vector_norm(ref))
+
+
+def test_kernel_losses_are_zero_for_an_ideal_kernel() -> None:
+    losses = kg.kernel_losses(gaussian_kernel(kg.X2_SIZE, 0.8).double())
+    assert float(losses["sum"]) < 1e-6 and float(losses["centre"]) < 1e-6
+    assert float(losses["boundary"]) < 1e-3
+    off = kg.kernel_losses(torch.roll(gaussian_kernel(kg.X2_SIZE, 0.8), 3, dims=1) * 2)
+    assert float(off["sum"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(off["centre"]) == pytest.approx(3.0, abs=0.05)
+
+
+def test_estimate_kernel_contract() -> None:
+    img = torch.rand(3, 48, 40)
+    calls: list[tuple[int, int]] = []
+    est = kg.estimate_kernel(img, iters=8, seed=1, callback=lambda i, n: calls.append((i, n)))
+    assert calls == [(i, 8) for i in range(1, 9)]
+    for k, size in ((est.kernel, kg.X4_SIZE), (est.kernel_x2, kg.X2_SIZE)):
+        assert k.shape == (size, size) and k.dtype == torch.float32
+        assert float(k.sum()) == pytest.approx(1.0, abs=1e-5)
+        assert float(k.min()) >= 0
+        c = (size - 1) / 2 + 0.5
+        assert center_of_mass(k) == pytest.approx((c, c), abs=0.02)
+    again = kg.estimate_kernel(img, iters=8, seed=1)
+    assert torch.equal(est.kernel, again.kernel)  # seeded: same image, same seed, same kernel
+
+
+def test_estimate_kernel_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="smaller than the 32 px minimum"):
+        kg.estimate_kernel(torch.rand(3, 31, 100), iters=1)
+    with pytest.raises(ValueError, match="RGB"):
+        kg.estimate_kernel(torch.rand(1, 64, 64), iters=1)
+    with pytest.raises(ValueError, match="iters"):
+        kg.estimate_kernel(torch.rand(3, 64, 64), iters=0)
+
+
+def _dead_leaves(size: int, seed: int) -> torch.Tensor:
+    """A scale-invariant synthetic image (overlapping discs of random grey, radius ~ 1/r^3)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 0.5, np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(600):
+        r = size / 6 * (1 - rng.random()) ** 2 + 2
+        cy, cx = rng.uniform(0, size, 2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random()
+    return torch.from_numpy(img).expand(3, -1, -1).contiguous()
+
+
+def test_kernelgan_moves_towards_a_known_anisotropic_kernel() -> None:
+    true = gaussian_kernel(kg.X4_SIZE, 3.5, 1.0, math.pi / 4)
+    lr = blur_downsample(_dead_leaves(384, 0), true, 4)  # (3, 96, 96)
+    est = kg.estimate_kernel(lr, iters=400, seed=0)
+    baseline = kg.centred_l2(bicubic_kernel(4, kg.X4_SIZE), true)
+    assert kg.centred_l2(est.kernel, true) < 0.8 * baseline
