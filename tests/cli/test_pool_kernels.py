@@ -1,0 +1,86 @@
+"""`facesr pool kernels` end to end: valid kernels with their sources, bad files, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facesr.cli import app
+from facesr.degrade import kernelgan
+from facesr.degrade.kernels import center_of_mass
+from facesr.degrade.pools import KernelPool
+
+runner = CliRunner()
+
+
+def _images(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8), (0, 0), 1.0)
+        paths.append(folder / f"img{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    return paths
+
+
+def _run(*args: object) -> object:
+    return runner.invoke(app, ["pool", "kernels", *map(str, args), "--iters", "3"])
+
+
+def test_one_centred_kernel_per_source_and_bad_files_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    good = _images(src, 2)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    cv2.imwrite(str(src / "tiny.png"), np.zeros((20, 20, 3), np.uint8))
+    before = {p: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "k.safetensors"
+    r = _run(src, "--out", out)
+    assert r.exit_code == 1, r.output  # two bad files: non-zero, but the pool is written
+    assert "broken.png" in r.output and "tiny.png" in r.output and "32 px minimum" in r.output
+    pool = KernelPool.load(out)
+    assert pool.kernels.shape == (2, kernelgan.X4_SIZE, kernelgan.X4_SIZE) and pool.scale == 4
+    assert sorted(Path(s["source"]).name for s in pool.sources) == [p.name for p in good]
+    for k in pool.kernels:
+        assert float(k.sum()) == pytest.approx(1.0, abs=1e-5) and float(k.min()) >= 0
+        c = kernelgan.X4_SIZE / 2
+        assert center_of_mass(k) == pytest.approx((c, c), abs=0.02)
+    assert {p: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
+
+
+def test_a_rerun_resumes_and_skips_finished_sources(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _images(tmp_path / "src", 3)
+    out = tmp_path / "k.safetensors"
+    assert _run(paths[0], "--out", out).exit_code == 0  # as if killed after the first source
+    first = KernelPool.load(out).kernels[0].clone()
+    calls: list[int] = []
+    real = kernelgan.estimate_kernel
+
+    def counting(*a: object, **kw: object) -> kernelgan.KernelEstimate:
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(kernelgan, "estimate_kernel", counting)
+    r = _run(*paths, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 2 and "skipped 1" in r.output
+    pool = KernelPool.load(out)
+    assert [Path(s["source"]).name for s in pool.sources] == [p.name for p in paths]
+    assert torch.equal(pool.kernels[0], first)  # finished work is kept as it was
+    r = _run(*paths, "--out", out)
+    assert r.exit_code == 0 and len(calls) == 2 and "nothing new" in r.output
+
+
+def test_a_file_that_is_not_a_kernel_pool_is_not_overwritten(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "src", 1)
+    out = tmp_path / "k.safetensors"
+    out.write_bytes(b"not a pool")
+    r = _run(*paths, "--out", out)
+    assert r.exit_code == 2 and "not overwriting" in r.output
+    assert out.read_bytes() == b"not a pool"
