@@ -1,0 +1,101 @@
+"""facesr: x4 super-resolution of real low-quality faces from surveillance cameras.
+
+The two calls most users need (``import facesr`` itself stays cheap: PyTorch, OpenCV and the
+models load on first use)::
+
+    import facesr
+    from facesr.io import read_image, write_image
+
+    sr = facesr.upscale_face(read_image("face.png"))         # (3, 4H, 4W)
+    result = facesr.upscale_frame(read_image("frame.png"))   # faces found and enhanced
+    for f in result.faces:
+        print(f.face.box, f.face.score, f.image.shape)
+    write_image("frame_x4.png", result.frame)
+
+Images are float32 RGB tensors (3, H, W) in [0, 1]. Details in super-resolved images are
+synthesised by a generative model; they are not evidence and must not be used to identify
+anyone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from facesr.infer.pipeline import FrameSR
+
+__all__ = ["upscale_face", "upscale_frame"]
+__version__ = "0.1.0"
+
+
+def _model(model: Any, device: Any) -> Any:
+    """A loaded network or runner; names and paths go through the model zoo."""
+    import os
+
+    if model is None or isinstance(model, str | os.PathLike):
+        from facesr.models import zoo
+
+        return zoo.load(model or zoo.default_model_name(), device=device)[0]
+    return model
+
+
+def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: int = 16,
+                 device: Any = "cpu", dtype: Any = None) -> Tensor:
+    """Super-resolve a face crop x4.
+
+    Args:
+        image: float32 RGB (3, H, W) in [0, 1] (``facesr.io.read_image`` gives one).
+        model: a model name (``"realesrgan-x4plus"``, ``"facesr-default"``), a weights
+            file, a loaded network (``facesr.models.zoo.load(...)[0]``: load once for many
+            images) or a runner such as ``facesr.infer.onnx_backend.OnnxRunner``; None picks
+            ``facesr-default`` when shipped, else ``realesrgan-x4plus``.
+        tile, overlap: tile side and context in input pixels (memory bound; 0 = no tiling).
+        device: where the network runs (``"cpu"``, ``"cuda"``).
+        dtype: ``torch.float16`` / ``torch.bfloat16`` run under autocast; default float32.
+
+    Returns:
+        float32 (3, 4H, 4W) in [0, 1].
+
+    Shape: (3, H, W) -> (3, 4H, 4W).
+    """
+    import torch
+
+    from facesr.infer.pipeline import upscale_face as _upscale_face
+
+    return _upscale_face(image, _model(model, device), tile=tile, overlap=overlap,
+                         device=device, dtype=dtype or torch.float32)
+
+
+def upscale_frame(image: Tensor, model: Any = None, *, detector: Any = None,
+                  margin: float = 0.5, whole_frame: bool = True, background: str = "bicubic",
+                  tile: int = 256, overlap: int = 16, device: Any = "cpu",
+                  dtype: Any = None) -> FrameSR:
+    """Find the faces in a frame, super-resolve each, and paste them into the x4 frame.
+
+    Args:
+        image: float32 RGB (3, H, W) in [0, 1].
+        model: as in :func:`upscale_face`.
+        detector: a detector name (see ``facesr.infer.faces.DETECTORS``; default ``mtcnn``)
+            or a ``FaceDetector`` object.
+        margin: fraction of the (square) face box added on every side of each crop.
+        whole_frame: also return the x4 frame: the input resampled (``background``:
+            ``bicubic`` or ``lanczos``) with the enhanced faces blended in.
+        tile, overlap, device, dtype: as in :func:`upscale_face`.
+
+    Returns:
+        ``FrameSR``: ``.faces``, one ``FaceSR`` per face (``.face``: detector box, score and
+        landmarks in input pixels; ``.box``: the enhanced region; ``.image``: (3, 4h, 4w)),
+        and ``.frame`` (3, 4H, 4W) or None.
+    """
+    import torch
+
+    from facesr.infer.faces import DEFAULT_DETECTOR, make_detector
+    from facesr.infer.pipeline import upscale_frame as _upscale_frame
+
+    if detector is None or isinstance(detector, str):
+        detector = make_detector(detector or DEFAULT_DETECTOR)
+    return _upscale_frame(image, _model(model, device), detector, margin=margin,
+                          whole_frame=whole_frame, background=background, tile=tile,
+                          overlap=overlap, device=device, dtype=dtype or torch.float32)

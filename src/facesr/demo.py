@@ -1,5 +1,6 @@
 """The bundled demo input: a public-domain portrait shipped inside scikit-image, degraded
-surveillance-style in code (no download, no data files of our own)."""
+surveillance-style in code (no download, no data files of our own), and the side-by-side
+panel that ``facesr demo`` writes (input LR, bicubic x4, facesr x4, clean reference)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,9 @@ def side_by_side(columns: list[tuple[str, Tensor]], height: int = 192) -> np.nda
         w = round(arr.shape[1] * height / arr.shape[0])
         arr = cv2.resize(arr, (w, height), interpolation=cv2.INTER_NEAREST)
         bar = np.ones((22, w, 3), np.float32)
-        cv2.putText(bar, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+        (text_w, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        font = min(0.45, 0.45 * (w - 8) / max(text_w, 1))  # shrink long labels to fit
+        cv2.putText(bar, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1,
                     cv2.LINE_AA)
         tiles.append(np.concatenate([bar, arr], axis=0))
         tiles.append(np.ones((height + 22, 4, 3), np.float32))

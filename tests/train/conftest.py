@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -38,9 +38,27 @@ def make_pools() -> Pools:
                  NoisePool(patches, torch.zeros(4, dtype=torch.long), [{"source": "n"}]))
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: tiny convolutions run faster, and timings vary less on a busy
+    machine (results are the same within a thread count, which the resume tests need)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def pools() -> Pools:
     return make_pools()
+
+
+@pytest.fixture()
+def pool_files(tmp_path: Path) -> tuple[Path, Path]:
+    """``make_pools()`` saved as pool files: (kernels, noise)."""
+    p = make_pools()
+    return (p.kernels.save(tmp_path / "pools" / "kernels.safetensors"),
+            p.noise.save(tmp_path / "pools" / "noise.safetensors"))
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from facesr.cli import curate, demo, faces, kernels, models, noise, pairs
+from facesr.cli import curate, demo, export, faces, kernels, models, noise, pairs, train, upscale
 
 app = typer.Typer(
     name="facesr",
@@ -33,8 +33,14 @@ models_app = typer.Typer(help="Bring model weights into facesr's format.", no_ar
 models_app.command("import-ncnn")(models.import_ncnn)
 app.add_typer(models_app, name="models")
 
+export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)
+export_app.command("onnx")(export.onnx)
+app.add_typer(export_app, name="export")
+
+app.command("upscale")(upscale.upscale)
 app.command("pairs")(pairs.pairs)
 app.command("demo")(demo.demo)
+app.command("train")(train.train)
 
 
 def main() -> None:

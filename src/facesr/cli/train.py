@@ -9,6 +9,7 @@ from typing import Annotated
 
 import torch
 import typer
+from rich.markup import escape
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
@@ -33,7 +34,7 @@ def _default_run_dir(config: Path, stage: str) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error[/red] {message}", soft_wrap=True)
+    err.print(f"[red]error[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -52,10 +53,13 @@ def train(
 ) -> None:
     """Train the generator: stage psnr (L1) or gan (L1 + RaGAN PatchGAN + LPIPS).
 
-    Relative paths in CONFIG are resolved against the current directory; the run folder gets
-    config.yaml (resolved, absolute paths), metrics.jsonl, images/, tb/, ckpt/ and, at the end,
-    model.safetensors. Stop it any time (even kill -9) and continue with --resume RUN_DIR.
-    Multi-GPU: torchrun --nproc_per_node N -m facesr.cli.train ... (or the facesr entry point).
+    Relative paths in CONFIG are resolved against the current directory.
+
+    The run folder gets config.yaml, metrics.jsonl, images/, tb/, ckpt/ and model.safetensors.
+
+    Stop it at any moment (even kill -9), then continue it with --resume RUN_DIR.
+
+    Multi-GPU (DDP): torchrun --nproc_per_node N --no-python facesr train CONFIG ...
     """
     setup_logging(verbose)
     world = world_from_env()
@@ -72,7 +76,8 @@ def train(
             changes = config_diff(saved, cfg)
             if changes and world.main:
                 err.print("[yellow]warning[/yellow] resuming with changed settings (the run "
-                          "is no longer one uninterrupted run):\n  " + "\n  ".join(changes))
+                          "is no longer one uninterrupted run):\n  "
+                          + escape("\n  ".join(changes)), soft_wrap=True)
             run_dir = resume
         else:
             if config is None:
@@ -97,6 +102,8 @@ def train(
         names = [str(run_dir)]
         dist.broadcast_object_list(names, src=0)  # the default name has a time stamp
         run_dir = Path(names[0])
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -104,13 +111,15 @@ def train(
 
     if world.main:
         what = "resuming" if resume is not None else "new run"
-        err.print(f"{what}: {run_dir}  stage {cfg.train.stage}, {cfg.train.iterations} "
-                  f"iterations, batch {cfg.train.batch}, {world.world_size} process(es)")
+        err.print(f"{what}: {escape(str(run_dir))}  stage {cfg.train.stage}, "
+                  f"{cfg.train.iterations} iterations, batch {cfg.train.batch}, "
+                  f"{world.world_size} process(es)", soft_wrap=True)
     try:
         result = _run(cfg, run_dir, resume is not None, world)
     except KeyboardInterrupt:
         if world.main:
-            err.print(f"interrupted; continue with: facesr train --resume {run_dir}")
+            err.print(f"interrupted; continue with: facesr train --resume "
+                      f"{escape(str(run_dir))}", soft_wrap=True)
         raise typer.Exit(130) from None
     except (ConfigError, CheckpointError, InputError, FileExistsError, FileNotFoundError,
             ValueError) as e:
@@ -127,8 +136,8 @@ def train(
         if val:
             summary += (f", val PSNR-Y {val['val/psnr_y']:.2f} dB (bicubic "
                         f"{val['val/psnr_y_bicubic']:.2f}), SSIM-Y {val['val/ssim_y']:.4f}")
-        out.print(summary)
-        out.print(f"generator: {run_dir / 'model.safetensors'}")
+        out.print(escape(summary), soft_wrap=True)
+        out.print(f"generator: {escape(str(run_dir / 'model.safetensors'))}", soft_wrap=True)
 
 
 def _run(cfg: TrainConfig, run_dir: Path, resume: bool, world: World) -> dict:
@@ -154,7 +163,7 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, world: World) -> dict:
         return run_training(cfg, run_dir, resume=resume, world=world, on_step=on_step)
 
 
-if __name__ == "__main__":  # torchrun -m facesr.cli.train CONFIG ...
+if __name__ == "__main__":  # python -m facesr.cli.train CONFIG ... (or: facesr train)
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(train)
     app()

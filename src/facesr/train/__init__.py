@@ -1,6 +1,7 @@
 """Training: config (YAML, strict), data stream, loop, checkpoints, run logs.
 
 ``facesr.train.loop.train(cfg, run_dir)`` runs one stage; ``facesr train`` is its command.
+``steps.py`` holds the losses of one iteration (DDP-exact relativistic GAN terms).
 """
 
 from facesr.train.config import (

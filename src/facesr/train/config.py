@@ -156,6 +156,7 @@ class RunConfig:
     amp: Literal["bf16", "fp16", "none"] = "bf16"  # cuda only; no-op on CPU
     channels_last: bool = True  # cuda only; no-op on CPU
     workers: int = 4  # DataLoader processes (0: load in the training process)
+    threads: int = 0  # CPU intra-op threads (torch.set_num_threads, set by the CLI); 0: default
     init_g: str | None = field(default=None, metadata=PATH)  # generator weights to start from
     tensorboard: bool = True  # events in RUN/tb (needs the `tensorboard` package)
 
@@ -167,6 +168,9 @@ class RunConfig:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.workers < 0:
             raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
+        if self.threads < 0:
+            raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got "
+                              f"{self.threads}")
 
 
 @dataclass(frozen=True)

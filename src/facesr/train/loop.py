@@ -6,10 +6,11 @@ logging, validation and checkpointing. Everything a run writes goes to its run d
 (see ``checkpoint.py`` and ``logbook.py``); only the main process writes.
 
 Determinism: on CPU, a run resumed from a checkpoint continues bit-for-bit (weights, Adam
-state, data stream position; the LR is a pure function of the iteration). Under DDP each
-process takes its share of every global batch (``data.py``), so W processes train on the same
-batches as one; with a BatchNorm discriminator the statistics are per process (SyncBatchNorm
-on CUDA).
+state, data stream position; the LR is a pure function of the iteration), given the same
+number of threads (``train.threads``). Under DDP each process takes its share of every
+global batch (``data.py``), so W processes train on the same batches as one, and the losses
+make the gradients of the whole batch (``steps.py``); with a BatchNorm discriminator the
+batch statistics are per process (SyncBatchNorm on CUDA).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from facesr.data.dataset import DegradedFaces
 from facesr.degrade.degradation import DegradeConfig, Pools
 from facesr.degrade.pools import KernelPool, NoisePool
 from facesr.io import atomic_write_text
-from facesr.losses import l1, load_lpips, ragan_d_loss, ragan_g_loss
+from facesr.losses import load_lpips
 from facesr.models import PatchDiscriminator, RRDBNet, load_rrdb
 from facesr.train.checkpoint import (
     POINTER,
@@ -52,6 +53,7 @@ from facesr.train.data import (
 )
 from facesr.train.logbook import RunLog
 from facesr.train.quality import mean_finite, psnr_y, ssim_y
+from facesr.train.steps import discriminator_loss, ema_update, generator_loss, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,6 @@ def resolve_device(name: str, world: World) -> torch.device:
     return device
 
 
-def lr_at(iteration: int, base: float, milestones: tuple[int, ...], gamma: float) -> float:
-    """Multi-step schedule: ``base * gamma**k`` after k milestones were reached."""
-    return base * gamma ** sum(iteration >= m for m in milestones)
-
-
 def load_pools(data: DataConfig, degrade: DegradeConfig) -> Pools:
     """Load the pool files the degradation draws from."""
     if degrade.kernel == "pool" and data.kernels is None:
@@ -106,15 +103,6 @@ def load_pools(data: DataConfig, degrade: DegradeConfig) -> Pools:
         raise ConfigError(f"{data.kernels}: kernel pool is for x{kernels.scale}, the "
                           f"degradation is x{degrade.scale}")
     return Pools(kernels, noise)
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model (parameters); buffers copied."""
-    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(p.detach(), 1.0 - decay)
-    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
-        be.copy_(b)
 
 
 def _grid(lr: Tensor, sr: Tensor, hr: Tensor) -> Tensor:
@@ -274,7 +262,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         return out
 
     # ---------------------------------------------------------------- the loop
-    w = cfg.loss
+    w, ws = cfg.loss, world.world_size
     sums: dict[str, Tensor] = {}
     n_sum, t_last, it_last = 0, time.perf_counter(), start
     last: dict[str, float] = {}
@@ -286,23 +274,14 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         batch = next(batches)
         x = batch["lr"].to(device, non_blocking=True).contiguous(memory_format=mem)
         hr = batch["hr"].to(device, non_blocking=True).contiguous(memory_format=mem)
-        stats: dict[str, Tensor] = {}
 
         # generator step (D frozen and called unwrapped: it is not updated here)
         if d is not None:
             d.requires_grad_(False)
         with autocast():
             sr = g_train(x)
-            l_pix = l1(sr.float(), hr)
-            if gan:
-                with torch.no_grad():
-                    real_logits = d(hr).float()
-                l_adv = ragan_g_loss(real_logits, d(sr).float())
-                l_lpips = lpips(sr, hr).mean() if lpips is not None else l_pix.new_zeros(())
-                loss_g = w.l_pix * l_pix + w.l_adv * l_adv + w.l_lpips * l_lpips
-                stats |= {"train/l_adv": l_adv, "train/l_lpips": l_lpips}
-            else:
-                loss_g = l_pix
+            loss_g, stats = generator_loss(sr, hr, d=d, lpips=lpips, l_pix=w.l_pix,
+                                           l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws)
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
         if cfg.optim.grad_clip is not None:
@@ -310,7 +289,6 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             stats["train/grad_norm_g"] = nn.utils.clip_grad_norm_(g.parameters(),
                                                                   cfg.optim.grad_clip)
         scaler.step(opt_g)
-        stats |= {"train/l_pix": l_pix, "train/l_g": loss_g}
 
         # discriminator step (relativistic average, one joint loss over real and fake)
         if gan:
@@ -318,43 +296,43 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                 group["lr"] = lr_at(it, lr_d, cfg.optim.milestones, cfg.optim.gamma)
             d.requires_grad_(True)
             with autocast():
-                real_logits = d_train(hr).float()
-                fake_logits = d_train(sr.detach()).float()
-                loss_d = ragan_d_loss(real_logits, fake_logits)
+                loss_d, d_stats = discriminator_loss(d_train, sr.detach(), hr, world_size=ws)
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(loss_d).backward()
             if cfg.optim.grad_clip is not None:
                 scaler.unscale_(opt_d)
-                stats["train/grad_norm_d"] = nn.utils.clip_grad_norm_(d.parameters(),
-                                                                      cfg.optim.grad_clip)
+                d_stats["train/grad_norm_d"] = nn.utils.clip_grad_norm_(d.parameters(),
+                                                                        cfg.optim.grad_clip)
             scaler.step(opt_d)
-            stats |= {"train/l_d": loss_d, "train/d_real": real_logits.mean(),
-                      "train/d_fake": fake_logits.mean()}
+            stats |= d_stats
         scaler.update()
         if ema is not None:
             ema_update(ema, g, t.ema_decay)
         items += t.batch
         done = it + 1
 
-        # bookkeeping: log, validate, checkpoint (main process only)
+        # bookkeeping: log, validate, checkpoint (main process only; under DDP, L1 and LPIPS
+        # are the main process's share of the batch, the GAN terms the whole batch's)
+        if not world.main:
+            continue
         for k, v in stats.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
         n_sum += 1
         logged = None
-        if world.main and (done % t.log_every == 0 or done == t.iterations):
+        if done % t.log_every == 0 or done == t.iterations:
             now = time.perf_counter()
             logged = {k: float(v) / n_sum for k, v in sums.items()}
             logged |= {"train/lr": lr_g, "train/it_per_s": (done - it_last) / (now - t_last)}
             sums, n_sum, t_last, it_last = {}, 0, now, done
             runlog.scalars(done, logged)
             last = logged
-        if world.main and val is not None and (done % t.val_every == 0 or done == t.iterations):
+        if val is not None and (done % t.val_every == 0 or done == t.iterations):
             last_val = validate(done)
             runlog.scalars(done, last_val)
             logged = (logged or {}) | last_val
-        if world.main and (done % t.checkpoint_every == 0 or done == t.iterations):
+        if done % t.checkpoint_every == 0 or done == t.iterations:
             checkpoint(done)
-        if world.main and on_step is not None:
+        if on_step is not None:
             on_step(done, t.iterations, logged)
 
     if world.main:

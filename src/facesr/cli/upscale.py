@@ -1,0 +1,334 @@
+"""``facesr upscale``: x4 super-resolution of face crops, frames and video with a record per still.
+
+Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an image, plus
+``_f<frame>`` for a video frame; ``<hash>`` = 8 hex digits of the source's resolved path):
+
+- face mode: ``<base>_x4.png``, the whole input x4 (exactly 4H x 4W);
+- frame mode: ``<base>_face<k>_x4.png`` per detected face (box + margin, x4) and, with
+  ``--save-frame``, ``<base>_frame_x4.png`` (resampled frame with the faces blended in);
+  (``--format`` tif or jpg changes the suffix);
+- ``<base>.json``: the record (input and its SHA-256, model and its SHA-256, every setting, the
+  mode picked and why, face boxes and scores, outputs, timings, the synthesis notice). It is
+  written last: a still with a record is done, and a re-run skips it (resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+
+from facesr.cli._common import BatchReport, err, out, progress
+from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
+from facesr.infer.pipeline import (
+    NOTICE,
+    SMALL,
+    choose_mode,
+    torch_runner,
+    upscale_face,
+    upscale_frame,
+)
+from facesr.io import (
+    InputError,
+    atomic_write_text,
+    expand_inputs,
+    iter_video_frames,
+    kind_of,
+    read_image_rgba,
+    to_tensor,
+    video_info,
+    write_image,
+)
+from facesr.models.zoo import sha256_file
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
+            "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
+            "--background": ("bicubic", "lanczos"), "--format": ("png", "tif", "jpg")}
+
+
+def _base(path: Path, frame: int | None) -> str:
+    tag = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
+    return f"{path.stem}_{tag}" + ("" if frame is None else f"_f{frame:06d}")
+
+
+def _stills(path: Path, stride: int, max_frames: int | None
+            ) -> Iterator[tuple[int | None, np.ndarray, list[str]]]:
+    """(frame or None, RGB float HWC, notes) for an image or every ``stride``-th video frame."""
+    kind = kind_of(path)
+    if kind == "image":
+        rgba = read_image_rgba(path)
+        notes = ["alpha channel ignored"] if float(rgba[..., 3].min()) < 1.0 else []
+        yield None, np.ascontiguousarray(rgba[..., :3]), notes
+    elif kind == "video":
+        for idx, frame in iter_video_frames(path, stride=stride, max_frames=max_frames):
+            yield idx, frame, []
+    else:
+        raise InputError(path, f"not an image or video file (suffix {path.suffix or 'none'})")
+
+
+def _timer(timings: dict[str, float]) -> Callable[[str], contextlib.AbstractContextManager]:
+    @contextlib.contextmanager
+    def timed(stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        timings[stage] = round(timings.get(stage, 0.0) + 1000 * (time.perf_counter() - t0), 1)
+
+    return timed
+
+
+def _face_record(face: Face) -> dict:
+    return {"box": [round(v, 2) for v in face.box], "score": round(face.score, 4),
+            "landmarks": None if face.landmarks is None
+            else [[round(x, 2), round(y, 2)] for x, y in face.landmarks]}
+
+
+def _load(model: str | None, backend: str, device: str, precision: str, threads: int | None):
+    """(runner, model info dict, precision used) or typer.BadParameter."""
+    from facesr.models import zoo
+
+    try:
+        name = model or zoo.default_model_name()
+        if backend == "onnx":
+            from facesr.infer.onnx_backend import OnnxRunner, export_onnx, load_onnx
+
+            if precision not in ("auto", "fp32"):
+                raise ValueError("the onnx backend runs fp32 only (--precision fp32)")
+            if name.lower().endswith(".onnx"):
+                runner, info = load_onnx(name, device=device, threads=threads)
+            else:
+                net, info = zoo.load(name)
+                err.print(f"exporting {info.name} to ONNX in memory (save it once with "
+                          "`facesr export onnx` to skip this)")
+                runner = OnnxRunner(export_onnx(net), device=device, threads=threads)
+            return runner, info.record(), "fp32"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda, but this PyTorch has no usable CUDA GPU")
+        if precision == "auto":
+            precision = "fp16" if device == "cuda" else "fp32"
+        net, info = zoo.load(name, device=device)
+        runner = torch_runner(net, device=device, dtype=_DTYPES[precision])
+        return runner, info.record(), precision + (" autocast" if precision != "fp32" else "")
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise typer.BadParameter(str(e), param_hint="--model / --backend / --device") from None
+
+
+def upscale(
+    sources: Annotated[list[Path], typer.Argument(
+        help="Images, folders (searched recursively) and videos.", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outputs and records.",
+                                          file_okay=False)],
+    model: Annotated[str | None, typer.Option(
+        help="Model name (realesrgan-x4plus, facesr-default) or weights file (.safetensors; "
+        ".onnx with --backend onnx). Default: facesr-default once shipped, else "
+        "realesrgan-x4plus.", show_default=False)] = None,
+    mode: Annotated[str, typer.Option(
+        help="face: each input is a face crop; frame: detect faces and enhance each; auto: "
+        "pick per input (videos: frame).")] = "auto",
+    backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    precision: Annotated[str, typer.Option(help="auto (cuda: fp16, cpu: fp32), fp32, fp16 or "
+                                           "bf16 (autocast; torch backend).")] = "auto",
+    tile: Annotated[int, typer.Option(min=0, help="Tile side in input px (0 = whole image at "
+                                      "once); bounds memory.")] = 256,
+    overlap: Annotated[int, typer.Option(min=0, help="Context px around each tile.")] = 16,
+    overwrite: Annotated[bool, typer.Option(help="Redo stills that already have a record.")
+                         ] = False,
+    stride: Annotated[int, typer.Option(min=1, help="Use every Nth video frame.")] = 1,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="At most this many frames per "
+                                                   "video.")] = None,
+    save_frame: Annotated[bool, typer.Option(help="Frame mode: also write the whole x4 frame.")
+                          ] = True,
+    margin: Annotated[float, typer.Option(min=0.0, help="Frame mode: margin around each face "
+                                          "box, as a fraction of its side.")] = 0.5,
+    detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTORS)}.")
+                        ] = DEFAULT_DETECTOR,
+    detector_weights: Annotated[Path | None, typer.Option(
+        help="Weights file for detectors that need one (yunet).")] = None,
+    background: Annotated[str, typer.Option(help="Frame resampling: bicubic or lanczos.")
+                          ] = "bicubic",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all).")
+                       ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Output images: png or tif (lossless), "
+                                     "jpg (quality 95).")] = "png",
+) -> None:
+    """Super-resolve faces x4: face crops directly, frames and videos face by face.
+
+    Every output gets a JSON record beside it. Re-running with the same --out resumes: stills
+    that have a record are skipped (--overwrite redoes them).
+    """
+    given = {"--mode": mode, "--backend": backend, "--device": device, "--precision": precision,
+             "--background": background, "--format": fmt}
+    for hint, value in given.items():
+        if value not in _CHOICES[hint]:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(_CHOICES[hint])}",
+                                     param_hint=hint)
+    if threads:
+        torch.set_num_threads(threads)
+    runner, model_rec, precision = _load(model, backend, device, precision, threads)
+    det = None
+    if mode != "face":
+        try:
+            det = make_detector(detector, weights=None if detector_weights is None
+                                else str(detector_weights))
+        except (ValueError, FileNotFoundError, ImportError) as e:
+            raise typer.BadParameter(str(e), param_hint="--detector") from None
+    settings = {"mode": mode, "backend": backend, "device": device, "precision": precision,
+                "tile": tile, "overlap": overlap, "stride": stride, "max_frames": max_frames,
+                "save_frame": save_frame, "margin": margin, "detector": detector,
+                "detector_weights": None if detector_weights is None else str(detector_weights),
+                "background": background, "threads": threads, "format": fmt, "scale": 4}
+
+    report = BatchReport()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_abs, paths = out_dir.resolve(), []
+    for raw in sources:
+        try:
+            found = expand_inputs([raw])
+        except InputError as e:
+            report.fail(raw, str(e))
+            continue
+        paths += [p.resolve() for p in found if out_abs not in p.resolve().parents]
+    paths = list(dict.fromkeys(paths))
+    work = {}
+    for p in paths:
+        try:
+            n = -(-video_info(p).frames // stride) if kind_of(p) == "video" else 1
+        except InputError as e:
+            report.fail(p, str(e))
+            continue
+        work[p] = n if max_frames is None else min(n, max_frames)
+
+    lines: list[str] = []
+    with progress() as bar:
+        task = bar.add_task("upscale", total=sum(work.values()), note="")
+        for path in work:
+            digest = None
+            stills = _stills(path, stride, max_frames)
+            try:
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        frame, arr, notes = next(stills)
+                    except StopIteration:
+                        break
+                    read_ms = round(1000 * (time.perf_counter() - t0), 1)
+                    bar.update(task, note=f"{path.name} {'' if frame is None else frame}")
+                    base = _base(path, frame)
+                    rec_path = out_dir / f"{base}.json"
+                    if _done(rec_path, overwrite, model_rec["sha256"], settings):
+                        report.skipped += 1
+                        bar.advance(task)
+                        continue
+                    digest = digest or sha256_file(path)
+                    rec = _process(arr, runner, det, out_dir, base, settings,
+                                   kind_of(path) == "video")
+                    rec["timings_ms"]["read"] = read_ms
+                    rec = {"notice": NOTICE, "input": {
+                        "path": str(path), "sha256": digest, "frame": frame,
+                        "size": [arr.shape[1], arr.shape[0]], "notes": notes},
+                        "model": model_rec, "settings": settings, **rec}
+                    atomic_write_text(rec_path, json.dumps(rec, indent=2) + "\n")
+                    files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
+                    lines.append(f"{path}{'' if frame is None else f'#{frame}'}: {rec['mode']} "
+                                 f"mode ({rec['mode_reason']}); {len(rec['faces'])} face(s) -> "
+                                 f"{files}")
+                    report.done += 1
+                    bar.advance(task)
+            except InputError as e:
+                report.fail(path, str(e))
+            except (RuntimeError, ValueError) as e:  # e.g. out of memory: the batch goes on
+                first = (str(e).strip().splitlines() or [""])[0]
+                report.fail(path, f"{path}: failed ({type(e).__name__}: {first})")
+    for line in lines:
+        out.print(line, soft_wrap=True, markup=False)
+    out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
+    report.finish("images/frames")
+
+
+def _done(rec_path: Path, overwrite: bool, model_sha256: str, settings: dict) -> bool:
+    """True if the still of this record is done with the same model and settings (skip it).
+
+    With ``overwrite`` the outputs the old record lists are deleted and False is returned.
+    Raises InputError when the record is unreadable or from another model or settings.
+    """
+    if not rec_path.exists():
+        return False
+    try:
+        old = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        old = None
+    if overwrite:
+        for o in old.get("outputs", []) if isinstance(old, dict) else []:
+            name = str(o.get("file", ""))
+            if name and Path(name).name == name:  # only plain names inside --out
+                (rec_path.parent / name).unlink(missing_ok=True)
+        return False
+    if not isinstance(old, dict):
+        raise InputError(rec_path, "unreadable record; pass --overwrite to redo this input")
+    keys = ("mode", "margin", "detector", "background", "save_frame", "format")
+    keys = keys if old.get("mode") == "frame" else ("mode", "format")
+    if old.get("model", {}).get("sha256") != model_sha256 or any(
+            old.get("settings", {}).get(k) != settings[k] for k in keys):
+        raise InputError(rec_path, "made with another model or settings; pass --overwrite "
+                         "or use another --out")
+    return True
+
+
+def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: dict,
+             video: bool) -> dict:
+    """Run one still; write its images; return the record's mode, faces, outputs, timings."""
+    timings: dict[str, float] = {}
+    timer = _timer(timings)
+    mode = settings["mode"]
+    t0 = time.perf_counter()
+    image = to_tensor(arr)
+    size = (arr.shape[1], arr.shape[0])
+    faces: list[Face] = []
+    if mode == "face":
+        picked, reason = "face", "--mode face"
+    elif mode == "frame":
+        picked, reason = "frame", "--mode frame"
+    elif video:
+        picked, reason = "frame", "video frame"
+    elif max(size) <= SMALL:
+        picked, reason = choose_mode(size, [])
+    else:
+        with timer("detect"):
+            faces = det.detect(arr)
+        picked, reason = choose_mode(size, faces)
+    outputs, face_recs = [], [_face_record(f) for f in faces]
+    tile, overlap = settings["tile"], settings["overlap"]
+    if picked == "face":
+        with timer("sr"):
+            sr = upscale_face(image, runner, tile=tile, overlap=overlap)
+        outputs.append((f"{base}_x4.{settings['format']}", "image", sr))
+    else:
+        result = upscale_frame(image, runner, det, margin=settings["margin"],
+                               whole_frame=settings["save_frame"],
+                               background=settings["background"], tile=tile, overlap=overlap,
+                               faces=faces if mode == "auto" and not video else None,
+                               timer=timer)
+        face_recs = []
+        for k, f in enumerate(result.faces):
+            name = f"{base}_face{k}_x4.{settings['format']}"
+            outputs.append((name, "face", f.image))
+            face_recs.append({**_face_record(f.face), "crop_box": list(f.box), "output": name})
+        if result.frame is not None:
+            outputs.append((f"{base}_frame_x4.{settings['format']}", "frame", result.frame))
+    with timer("write"):
+        for name, _, img in outputs:
+            write_image(out_dir / name, img)
+    timings["total"] = round(1000 * (time.perf_counter() - t0), 1)
+    return {"mode": picked, "mode_reason": reason, "faces": face_recs,
+            "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]]}
+                        for n, k, img in outputs],
+            "timings_ms": timings}

@@ -1,0 +1,265 @@
+"""Super-resolve a face crop, or the faces of a whole frame pasted into its resampled background.
+
+Images are float32 RGB (3, H, W) tensors in [0, 1]. ``model`` is an x4 network: an
+``nn.Module`` (run with :func:`torch_runner`) or any runner callable (1, 3, h, w) ->
+(1, 3, 4h, 4w), e.g. :class:`facesr.infer.onnx_backend.OnnxRunner`.
+
+Frame mode: faces are detected on the input frame, each face box is grown by ``margin`` and
+super-resolved on its own; the x4 frame is the input resampled (bicubic or Lanczos) with every
+enhanced crop blended in through a feathered mask. The mask is 0 on the crop's outer
+``2 * scale`` px (where the network and the resampler both see the crop border), rises with a
+raised cosine over ``feather`` of the crop side, and stays 1 up to sides that touch the frame
+edge, so no seam shows and unchanged crops leave the frame unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from facesr.infer.detectors import Face
+from facesr.infer.faces import FaceDetector, expand_box
+from facesr.infer.tiling import Runner, upscale_tiled
+
+SCALE = 4
+NOTICE = ("Details in this image are synthesised by a generative model; they are not evidence "
+          "and must not be used to identify anyone.")
+Box = tuple[int, int, int, int]  # x, y, w, h in input pixels
+
+SMALL = 160  # auto: both sides at most this -> the input is a face crop
+FACE_SHARE = 0.25  # auto: a face box covering this share of the image -> face crop
+MAX_FACE_SIDE = 512  # auto: no face found and no side above this -> upscale it as a face
+
+
+def choose_mode(size: tuple[int, int], faces: list[Face]) -> tuple[str, str]:
+    """Pick face or frame mode for an image of ``(width, height)`` and its detected faces.
+
+    Face mode (the image is one face crop) when both sides are at most :data:`SMALL` px, when
+    the largest face covers at least :data:`FACE_SHARE` of the image, or when no face is found
+    in an image no larger than :data:`MAX_FACE_SIDE` (detectors miss many low-quality faces);
+    frame mode otherwise.
+
+    Returns:
+        ``(mode, reason)``, the reason in words for records.
+    """
+    w, h = size
+    if w <= SMALL and h <= SMALL:
+        return "face", f"both sides <= {SMALL} px"
+    if not faces:
+        if max(w, h) <= MAX_FACE_SIDE:
+            return "face", "no face detected; the whole image is upscaled as one face"
+        return "frame", f"no face detected and a side > {MAX_FACE_SIDE} px: background only"
+    share = max(f.w * f.h for f in faces) / (w * h)
+    if share >= FACE_SHARE:
+        return "face", f"a face covers {share:.0%} of the image"
+    return "frame", f"{len(faces)} face(s) detected"
+
+
+@dataclass(frozen=True)
+class FaceSR:
+    """One enhanced face of a frame."""
+
+    face: Face  # the detector's box, score and landmarks, in input pixels
+    box: Box  # the super-resolved region (face box + margin, clipped), in input pixels
+    image: Tensor  # (3, 4h, 4w) in [0, 1]
+
+
+@dataclass(frozen=True)
+class FrameSR:
+    """The result of :func:`upscale_frame`."""
+
+    faces: list[FaceSR]
+    frame: Tensor | None  # (3, 4H, 4W) in [0, 1], or None when not asked for
+    scale: int = SCALE
+
+
+def torch_runner(model: nn.Module, *, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, channels_last: bool = False) -> Runner:
+    """Wrap a network as a runner: no autograd, autocast when ``dtype`` is not float32.
+
+    Args:
+        model: an x4 network already on ``device`` (e.g. ``zoo.load(name, device)``).
+        device: where each input is moved before the forward pass.
+        dtype: float32, or float16 / bfloat16 to run under ``torch.autocast`` (CUDA: fp16 or
+            bf16; CPU: bf16).
+        channels_last: feed NHWC memory layout (faster oneDNN/cuDNN kernels on some machines;
+            the model is converted in place).
+
+    Returns:
+        A callable (1, 3, h, w) -> float32 (1, 3, 4h, 4w) on ``device``.
+    """
+    device = torch.device(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(x: Tensor) -> Tensor:
+        x = x.to(device, torch.float32).contiguous(memory_format=fmt)
+        amp = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32
+               else contextlib.nullcontext())
+        with torch.no_grad(), amp:  # not inference_mode: callers may edit outputs in place
+            return model(x).float()
+
+    return run
+
+
+def as_runner(model: nn.Module | Runner, **kwargs) -> Runner:
+    """A runner for an ``nn.Module`` (see :func:`torch_runner`) or a runner unchanged."""
+    return torch_runner(model, **kwargs) if isinstance(model, nn.Module) else model
+
+
+def upscale_face(image: Tensor, model: nn.Module | Runner, *, tile: int = 256,
+                 overlap: int = 16, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> Tensor:
+    """Super-resolve a face crop (or any image) x4.
+
+    Args:
+        image: float32 RGB (3, H, W) in [0, 1].
+        model: x4 network or runner.
+        tile, overlap: see :func:`facesr.infer.tiling.upscale_tiled`.
+        device, dtype: where and in which precision an ``nn.Module`` runs.
+
+    Returns:
+        float32 (3, 4H, 4W) in [0, 1] on ``image``'s device.
+
+    Shape: (3, H, W) -> (3, 4H, 4W).
+    """
+    _check(image)
+    run = as_runner(model, device=device, dtype=dtype)
+    return upscale_tiled(image, run, scale=SCALE, tile=tile, overlap=overlap).clamp(0, 1)
+
+
+def resample(image: Tensor, scale: int = SCALE, method: str = "bicubic") -> Tensor:
+    """Classical x``scale`` resampling: ``bicubic`` (PyTorch, a=-0.75) or ``lanczos`` (OpenCV).
+
+    Shape: (3, H, W) -> (3, scale*H, scale*W), clamped to [0, 1].
+    """
+    _check(image)
+    if method == "bicubic":
+        out = F.interpolate(image[None].float(), scale_factor=scale, mode="bicubic",
+                            align_corners=False)[0]
+    elif method == "lanczos":
+        arr = image.detach().float().cpu().permute(1, 2, 0).numpy()
+        up = cv2.resize(arr, (arr.shape[1] * scale, arr.shape[0] * scale),
+                        interpolation=cv2.INTER_LANCZOS4)
+        out = torch.from_numpy(up).permute(2, 0, 1).to(image.device)
+    else:
+        raise ValueError(f"background must be 'bicubic' or 'lanczos', got {method!r}")
+    return out.clamp(0, 1)
+
+
+def feather_mask(box: Box, image_size: tuple[int, int], *, scale: int = SCALE,
+                 feather: float = 0.15, inset: int | None = None) -> Tensor:
+    """Blending weights for a crop pasted back at ``scale``x (see the module docstring).
+
+    Args:
+        box: the crop's ``(x, y, w, h)`` in input pixels.
+        image_size: ``(width, height)`` of the input frame.
+        feather: ramp length as a fraction of the crop's shorter side.
+        inset: output pixels kept at 0 along sides inside the frame (default ``2 * scale``).
+
+    Returns:
+        float32 (scale*h, scale*w) in [0, 1].
+    """
+    x, y, w, h = box
+    width, height = image_size
+    inset = 2 * scale if inset is None else inset
+    ramp = max(1, round(feather * scale * min(w, h)))
+
+    def axis(n: int, at_start: bool, at_end: bool) -> Tensor:
+        d = torch.arange(n, dtype=torch.float32)
+        d_start = torch.full_like(d, math.inf) if at_start else d - inset + 0.5
+        d_end = torch.full_like(d, math.inf) if at_end else (n - 1 - d) - inset + 0.5
+        t = (torch.minimum(d_start, d_end) / ramp).clamp(0, 1)
+        return 0.5 - 0.5 * torch.cos(math.pi * t)
+
+    wy = axis(scale * h, y == 0, y + h == height)
+    wx = axis(scale * w, x == 0, x + w == width)
+    return wy[:, None] * wx[None, :]
+
+
+def paste_faces(background: Tensor, crops: list[tuple[Box, Tensor]], *, scale: int = SCALE,
+                feather: float = 0.15) -> Tensor:
+    """Blend x``scale`` crops into an x``scale`` frame through :func:`feather_mask`.
+
+    Args:
+        background: (3, scale*H, scale*W), e.g. :func:`resample` of the frame.
+        crops: ``(box in input pixels, (3, scale*h, scale*w) image)`` pairs, pasted in order.
+
+    Returns:
+        A new (3, scale*H, scale*W) tensor.
+    """
+    out = background.clone()
+    height, width = background.shape[-2] // scale, background.shape[-1] // scale
+    for (x, y, w, h), img in crops:
+        if tuple(img.shape[-2:]) != (scale * h, scale * w):
+            raise ValueError(f"crop {tuple(img.shape)} does not match box {(x, y, w, h)} x{scale}")
+        m = feather_mask((x, y, w, h), (width, height), scale=scale, feather=feather)
+        m = m.to(out.device)
+        region = out[:, scale * y:scale * (y + h), scale * x:scale * (x + w)]
+        region.mul_(1 - m).add_(img.to(out.device, out.dtype) * m)
+    return out
+
+
+def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetector | None, *,
+                  margin: float = 0.5, whole_frame: bool = True, background: str = "bicubic",
+                  feather: float = 0.15, tile: int = 256, overlap: int = 16,
+                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                  faces: list[Face] | None = None,
+                  timer: Callable[[str], contextlib.AbstractContextManager] | None = None
+                  ) -> FrameSR:
+    """Detect faces, super-resolve each with a margin, optionally paste them into the x4 frame.
+
+    Args:
+        image: float32 RGB (3, H, W) frame in [0, 1].
+        model: x4 network or runner.
+        detector: a :class:`facesr.infer.faces.FaceDetector` (ignored when ``faces`` is given).
+        margin: fraction of the square face box added on every side of the crop.
+        whole_frame: also build the x4 frame (resampled background + blended faces).
+        background: ``bicubic`` or ``lanczos``.
+        feather: blend ramp as a fraction of each crop's shorter side.
+        tile, overlap, device, dtype: as in :func:`upscale_face`.
+        faces: boxes found earlier on this image (skips detection).
+        timer: optional ``timer(stage)`` context manager factory, called for ``detect``,
+            ``sr`` and ``paste`` (the CLI uses it for timings).
+
+    Returns:
+        :class:`FrameSR` with one :class:`FaceSR` per face, in detector order.
+
+    Shape: (3, H, W) -> crops (3, 4h, 4w) and frame (3, 4H, 4W).
+    """
+    _check(image)
+    time = timer or (lambda _stage: contextlib.nullcontext())
+    size = (image.shape[-1], image.shape[-2])
+    if faces is None:
+        if detector is None:
+            raise ValueError("give a detector or the faces")
+        with time("detect"):
+            arr = np.ascontiguousarray(image.detach().float().cpu().permute(1, 2, 0).numpy())
+            faces = detector.detect(arr)
+    run = as_runner(model, device=device, dtype=dtype)
+    results = []
+    with time("sr"):
+        for face in faces:
+            x, y, w, h = expand_box(face, margin, size)
+            sr = upscale_face(image[:, y:y + h, x:x + w], run, tile=tile, overlap=overlap)
+            results.append(FaceSR(face, (x, y, w, h), sr))
+    frame = None
+    if whole_frame:
+        with time("paste"):
+            frame = paste_faces(resample(image, SCALE, background),
+                                [(r.box, r.image) for r in results], feather=feather)
+    return FrameSR(results, frame)
+
+
+def _check(image: Tensor) -> None:
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an RGB (3, H, W) image, got shape {tuple(image.shape)}")

