@@ -1,6 +1,7 @@
 """Degradation throughput, KernelGAN cost, and the kernel-estimation error table.
 
     python benchmarks/degrade.py                 # everything (KernelGAN part takes minutes)
+    python benchmarks/degrade.py --skip-table      # KernelGAN timing without the table
     python benchmarks/degrade.py --skip-kernelgan
 
 Prints (1) training pairs per second from the on-the-fly Dataset and from batched degradation,
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pairs", type=int, default=200, help="pairs to time")
     ap.add_argument("--iters", type=int, default=3000, help="KernelGAN iterations")
     ap.add_argument("--skip-kernelgan", action="store_true")
+    ap.add_argument("--skip-table", action="store_true",
+                    help="time KernelGAN but skip the (long) kernel-estimation table")
     ap.add_argument("--table-images", type=int, default=4,
                     help="images in the kernel-estimation table")
     args = ap.parse_args(argv)
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_pairs(files, args.pairs)
     if not args.skip_kernelgan:
         bench_kernelgan(files, args.iters)
+    if not args.skip_kernelgan and not args.skip_table:
         sys.path.insert(0, str(HERE))
         import kernel_estimation
 

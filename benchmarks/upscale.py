@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from facesr.infer.faces import make_detector
+from facesr.infer.faces import DEFAULT_DETECTOR, make_detector
 from facesr.infer.onnx_backend import OnnxRunner, default_threads, export_onnx
 from facesr.infer.pipeline import torch_runner, upscale_face, upscale_frame
 from facesr.io import read_image_array, to_tensor
@@ -135,7 +135,7 @@ def main() -> None:
           f"(torch {torch.__version__}, onnxruntime {onnxruntime.__version__}); detection "
           "(mtcnn) is included in the frame times")
     face, frame = inputs()
-    detector = make_detector("mtcnn")
+    detector = make_detector(DEFAULT_DETECTOR)
     for name in args.models:
         repeats = args.repeats or {"small": 3, "rrdb23": 1}[name]
         bench(name, repeats, face, frame, detector, args.threads)

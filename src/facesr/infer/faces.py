@@ -12,6 +12,7 @@ boxes are ``(x, y, w, h)`` in pixels of that image.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,7 +58,21 @@ DETECTORS: dict[str, DetectorSpec] = {
     "haar": DetectorSpec(HaarDetector, False, "haarcascade_frontalface_default.xml in cv2.data",
                          ""),
 }
-DEFAULT_DETECTOR = "mtcnn"
+
+
+def default_detector() -> str:
+    """``yuface`` where its wheel is installed, else ``mtcnn``.
+
+    Measured with ``benchmarks/detectors.py`` on ``../shared/data/video`` and ``frames``
+    (README, "Face detectors"): yuface finds as many faces as YuNet (2x MTCNN's count on the
+    classroom clip, 20 vs 0 in the overhead camera clip, faces down to 8-10 px) at 5-10x
+    MTCNN's speed, but its wheel exists only for CPython 3.11 on x86-64; MTCNN (ONNX in a
+    pure-Python wheel) runs everywhere.
+    """
+    return "yuface" if importlib.util.find_spec("yuface") is not None else "mtcnn"
+
+
+DEFAULT_DETECTOR = default_detector()
 
 
 def make_detector(name: str, *, weights: str | None = None, score_threshold: float | None = None,
