@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -17,6 +18,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from facesr.io import InputError, expand_inputs
 
 T = TypeVar("T")
 
@@ -72,3 +75,20 @@ class BatchReport:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def collect_inputs(sources: Iterable[Path], report: BatchReport, *, exclude: Path) -> list[Path]:
+    """Resolved files of images, folders and videos, each once, none inside ``exclude``.
+
+    A path that does not exist or holds nothing usable is one failure in ``report``.
+    """
+    root = exclude.resolve()
+    paths: list[Path] = []
+    for raw in sources:
+        try:
+            found = expand_inputs([raw])
+        except InputError as e:
+            report.fail(raw, str(e))
+            continue
+        paths += [p.resolve() for p in found if root not in p.resolve().parents]
+    return list(dict.fromkeys(paths))

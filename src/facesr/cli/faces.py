@@ -22,13 +22,12 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli._common import BatchReport, collect_inputs, err, out, progress
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, crop, expand_box, make_detector
 from facesr.io import (
     InputError,
     append_jsonl,
     atomic_write_text,
-    expand_inputs,
     iter_video_frames,
     kind_of,
     read_image_array,
@@ -165,18 +164,7 @@ def extract(
         "upscale": upscale})
 
     # inputs: one failure per bad path, never anything inside --out
-    out_abs = out_dir.resolve()
-    paths: list[Path] = []
-    for raw in sources:
-        try:
-            found = expand_inputs([raw])
-        except InputError as e:
-            report.fail(raw, str(e))
-            continue
-        for p in found:
-            rp = p.resolve()
-            if out_abs not in rp.parents and rp not in paths:
-                paths.append(rp)
+    paths = collect_inputs(sources, report, exclude=out_dir)
 
     _repair_jsonl(out_dir / MANIFEST)
     _repair_jsonl(out_dir / DONE)

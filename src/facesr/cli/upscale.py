@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli._common import BatchReport, collect_inputs, err, out, progress
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
     NOTICE,
@@ -39,7 +39,6 @@ from facesr.infer.pipeline import (
 from facesr.io import (
     InputError,
     atomic_write_text,
-    expand_inputs,
     iter_video_frames,
     kind_of,
     read_image_rgba,
@@ -189,15 +188,7 @@ def upscale(
 
     report = BatchReport()
     out_dir.mkdir(parents=True, exist_ok=True)
-    out_abs, paths = out_dir.resolve(), []
-    for raw in sources:
-        try:
-            found = expand_inputs([raw])
-        except InputError as e:
-            report.fail(raw, str(e))
-            continue
-        paths += [p.resolve() for p in found if out_abs not in p.resolve().parents]
-    paths = list(dict.fromkeys(paths))
+    paths = collect_inputs(sources, report, exclude=out_dir)
     work = {}
     for p in paths:
         try:
