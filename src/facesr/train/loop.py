@@ -53,7 +53,13 @@ from facesr.train.data import (
 )
 from facesr.train.logbook import RunLog
 from facesr.train.quality import mean_finite, psnr_y, ssim_y
-from facesr.train.steps import discriminator_loss, ema_update, generator_loss, lr_at
+from facesr.train.steps import (
+    discriminator_loss,
+    ema_decay_at,
+    ema_update,
+    generator_loss,
+    lr_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +313,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             stats |= d_stats
         scaler.update()
         if ema is not None:
-            ema_update(ema, g, t.ema_decay)
+            ema_update(ema, g, ema_decay_at(it, t.ema_decay))
         items += t.batch
         done = it + 1
 
