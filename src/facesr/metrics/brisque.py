@@ -16,6 +16,12 @@ Model files: a folder with ``svm.txt`` (the libsvm model) and ``normalize.json``
 downloaded; the folder must be given. OpenCV's ``cv2.quality.QualityBRISQUE`` (with
 ``brisque_model_live.yml``) lives in opencv-contrib, which is not in our opencv-python-headless
 wheel (``hasattr(cv2, "quality")`` is False) and would replace it, so it is not used.
+
+Not calibrated: on the IQA-PyTorch calibration images this gives 94.94, -8.92, 12.82, 16.75,
+75.18 against the reference 94.64, -0.11, 0.99, 5.36, 72.26. ``normalize.json`` holds the
+inline range of a C++ port (``computescore.cpp``), not the MATLAB release's ``allrange``
+(first rows 0.338..10, 0.017204..0.806612); with ``allrange`` the scores are 94.49, -3.32,
+-1.70, 6.38, 91.46, closer on four images but still off, so neither is adopted yet.
 """
 
 from __future__ import annotations

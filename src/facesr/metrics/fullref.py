@@ -17,6 +17,11 @@ Sources:
         (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 2x2 mean filter with symmetric padding and
         decimation between scales, product pooling. Contrast-structure terms below 0 are
         clipped to 0 (MATLAB would return a complex number there).
+
+Calibration (tests/metrics): PSNR (``color="rgb"``) and SSIM (``color="gray"``) match the
+reference rows within their printed precision. MS-SSIM (``"gray"``) does not yet: it differs by
+up to 0.0044 (I03 0.6700 vs 0.6733, I19 0.8418 vs 0.8462; I04, I06, I08 within 1e-4), as
+IQA-PyTorch's own port does (0.6707, 0.8418); the cause is not found.
 """
 
 from __future__ import annotations
