@@ -229,7 +229,7 @@ def upscale(
                         "model": model_rec, "settings": settings, **rec}
                     atomic_write_text(rec_path, json.dumps(rec, indent=2) + "\n")
                     files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
-                    found = ("" if rec["mode"] == "face"
+                    found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
                              else f"; {len(rec['faces'])} face(s) found")
                     lines.append(f"{path}{'' if frame is None else f'#{frame}'}: {rec['mode']} "
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
