@@ -22,7 +22,7 @@ from facesr.models import RRDBNet, save_rrdb
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 SETTINGS = {"mode", "backend", "device", "precision", "tile", "overlap", "stride", "max_frames",
             "save_frame", "margin", "detector", "detector_weights", "background", "threads",
-            "format", "scale"}
+            "format", "scale", "min_size", "score_threshold"}
 runner = CliRunner()
 
 
@@ -97,6 +97,12 @@ def test_frame_mode_writes_4x_face_crops_frame_and_boxes(tmp_path, model_file, a
     assert r.exit_code == 0, r.output
     (rec,) = _records(out2).values()
     assert [o["kind"] for o in rec["outputs"]] == ["face"] and len(list(out2.glob("*.png"))) == 1
+    out3 = tmp_path / "out3"  # the face is ~100 px wide: a larger --min-size drops it
+    r = _run(tmp_path / "in", "--out", out3, "--model", model_file, "--mode", "frame",
+             "--min-size", "190")
+    assert r.exit_code == 0, r.output
+    (rec,) = _records(out3).values()
+    assert rec["faces"] == [] and rec["settings"]["min_size"] == 190
 
 
 def test_resume_skips_done_stills_and_overwrite_redoes_them(tmp_path, model_file):

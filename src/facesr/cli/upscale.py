@@ -152,6 +152,11 @@ def upscale(
                         ] = DEFAULT_DETECTOR,
     detector_weights: Annotated[Path | None, typer.Option(
         help="Weights file for detectors that need one (yunet).")] = None,
+    min_size: Annotated[int, typer.Option(
+        min=4, help="Frame mode: ignore faces narrower than this (px).")] = 10,
+    score_threshold: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Frame mode: minimum detector score (default: the detector's)."
+    )] = None,
     background: Annotated[str, typer.Option(help="Frame resampling: bicubic or lanczos.")
                           ] = "bicubic",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all).")
@@ -177,13 +182,15 @@ def upscale(
     if mode != "face":
         try:
             det = make_detector(detector, weights=None if detector_weights is None
-                                else str(detector_weights))
+                                else str(detector_weights), min_size=min_size,
+                                score_threshold=score_threshold)
         except (ValueError, FileNotFoundError, ImportError) as e:
             raise typer.BadParameter(str(e), param_hint="--detector") from None
     settings = {"mode": mode, "backend": backend, "device": device, "precision": precision,
                 "tile": tile, "overlap": overlap, "stride": stride, "max_frames": max_frames,
                 "save_frame": save_frame, "margin": margin, "detector": detector,
                 "detector_weights": None if detector_weights is None else str(detector_weights),
+                "min_size": min_size, "score_threshold": score_threshold,
                 "background": background, "threads": threads, "format": fmt, "scale": 4}
 
     report = BatchReport()
