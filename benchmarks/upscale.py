@@ -3,13 +3,16 @@
 Models (random weights: speed does not depend on the values): ESRGAN's RRDB-23 (64 features,
 growth 32; the size of realesrgan-x4plus) and a small RRDBNet (6 blocks, 32 features, growth
 16) standing in for the future shipped model. Tasks: one 92x92 face (``upscale_face``) and an
-800x600 frame holding five ~46 px faces (``upscale_frame``: MTCNN detection, five 92 px crops
+800x600 frame holding five ~46 px faces (``upscale_frame``: default detector, five 92 px crops
 with margin 0.5, bicubic background and feathered paste-back). Paths:
 
 - ``eager``: PyTorch eager, float32, ``torch.no_grad``, contiguous NCHW (the plain baseline;
   ``facesr.infer.pipeline.torch_runner``, what ``--backend torch`` runs);
 - ``torch-tuned``: ``torch.inference_mode`` and channels_last memory layout;
-- ``onnxruntime``: the ONNX export run by onnxruntime (ORT_ENABLE_ALL, all allowed cores).
+- ``onnxruntime``: the ONNX export run by onnxruntime (ORT_ENABLE_ALL, all allowed cores);
+- ``torch-bf16``: channels_last under ``torch.autocast("cpu", torch.bfloat16)`` (what
+  ``facesr upscale --precision bf16`` runs; fast where the CPU has AVX512-BF16 or AMX; not
+  bit-comparable with fp32; README: its difference with real weights).
 
 Runs are interleaved (path after path, repeat after repeat) so that a busy machine slows every
 path alike; the minimum over repeats is reported, after one warm-up face per path.
@@ -78,11 +81,14 @@ def bench(name: str, repeats: int, face: torch.Tensor, frame: torch.Tensor, dete
     t0 = time.perf_counter()
     ort = OnnxRunner(export_onnx(net), threads=threads)
     export_s = time.perf_counter() - t0
-    paths = {"eager": torch_runner(net), "torch-tuned": tuned_runner(net), "onnxruntime": ort}
+    bf16 = RRDBNet(**net.arch()).eval().requires_grad_(False)
+    bf16.load_state_dict(net.state_dict())
+    paths = {"eager": torch_runner(net), "torch-tuned": tuned_runner(net), "onnxruntime": ort,
+             "torch-bf16": torch_runner(bf16, dtype=torch.bfloat16, channels_last=True)}
     ref = upscale_face(face, paths["eager"])
-    for label, run in paths.items():  # warm-up, and the paths agree
+    for label, run in paths.items():  # warm-up, and the fp32 paths agree
         diff = (upscale_face(face, run) - ref).abs().max().item()
-        assert diff < 2e-3, f"{label} differs from eager by {diff}"
+        assert label == "torch-bf16" or diff < 2e-3, f"{label} differs from eager by {diff}"
     times: dict[str, dict[str, list[float]]] = {p: {"face": [], "frame": []} for p in paths}
     stages: dict[str, dict[str, float]] = {p: {} for p in paths}  # fastest frame's breakdown
     n_faces = 0
@@ -100,13 +106,13 @@ def bench(name: str, repeats: int, face: torch.Tensor, frame: torch.Tensor, dete
     print(f"\n{name}: RRDBNet {arch['num_block']} blocks, {arch['num_feat']} features, growth "
           f"{arch['num_grow_ch']}; ONNX export {export_s:.1f} s; {n_faces} faces found in the "
           f"frame; min of {repeats} run(s)")
-    print(f"{'task (ms)':<28}{'eager':>9}{'torch-tuned':>13}{'onnxruntime':>13}   speed-up")
+    print(f"{'task (ms)':<28}" + "".join(f"{p:>13}" for p in paths) + "   speed-up")
     for task, label in (("face", "92x92 face"), ("frame", "800x600 frame, 5 faces")):
         best = {p: min(times[p][task]) for p in paths}
-        fastest = min(best, key=best.get)
-        print(f"{label:<28}{best['eager']:>9.0f}{best['torch-tuned']:>13.0f}"
-              f"{best['onnxruntime']:>13.0f}   x{best['eager'] / best[fastest]:.2f} "
-              f"({fastest} vs eager)")
+        fp32 = min((p for p in paths if p != "torch-bf16"), key=best.get)
+        print(f"{label:<28}" + "".join(f"{best[p]:>13.0f}" for p in paths)
+              + f"   x{best['eager'] / best[fp32]:.2f} ({fp32} vs eager), "
+              f"x{best['eager'] / best['torch-bf16']:.2f} (torch-bf16 vs eager)")
     for label, split in stages.items():
         print(f"  frame stages, {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in split.items()))
 
@@ -133,7 +139,7 @@ def main() -> None:
 
     print(f"{platform.processor() or platform.machine()}, {args.threads} threads "
           f"(torch {torch.__version__}, onnxruntime {onnxruntime.__version__}); detection "
-          "(mtcnn) is included in the frame times")
+          f"({DEFAULT_DETECTOR}) is included in the frame times")
     face, frame = inputs()
     detector = make_detector(DEFAULT_DETECTOR)
     for name in args.models:
