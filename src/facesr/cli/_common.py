@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from facesr.io import InputError, expand_inputs
+from facesr.io import InputError, expand_inputs, kind_of, video_info
 
 T = TypeVar("T")
 
@@ -92,3 +92,19 @@ def collect_inputs(sources: Iterable[Path], report: BatchReport, *, exclude: Pat
             continue
         paths += [p.resolve() for p in found if root not in p.resolve().parents]
     return list(dict.fromkeys(paths))
+
+
+def count_stills(files: Iterable[Path], stride: int, max_frames: int | None) -> int:
+    """Stills a batch will yield: 1 per image, every ``stride``-th frame per video (capped by
+    ``max_frames``); an unreadable video counts 1 (its error). A progress-bar total."""
+    total = 0
+    for f in files:
+        if kind_of(f) == "video":
+            try:
+                n = -(-max(video_info(f).frames, 1) // stride)
+            except InputError:
+                n = 1
+            total += min(n, max_frames) if max_frames else n
+        else:
+            total += 1
+    return total

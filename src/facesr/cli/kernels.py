@@ -14,10 +14,10 @@ from typing import Annotated
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, err, out, progress, setup_logging
+from facesr.cli._common import BatchReport, count_stills, err, out, progress, setup_logging
 from facesr.degrade import kernelgan
 from facesr.degrade.pools import KernelPool, PoolError
-from facesr.io import InputError, expand_inputs, iter_sources, kind_of, to_tensor, video_info
+from facesr.io import InputError, expand_inputs, iter_sources, to_tensor
 
 
 def _key(path: str, frame: int | None) -> str:
@@ -90,16 +90,7 @@ def kernels(
         err.print(f"resuming {out_path}: {len(records)} kernels already there")
     done_keys = {_key(r.get("source", ""), r.get("frame")) for r in records}
 
-    total = 0
-    for f in files:  # a progress total: stills per file (a guess for unreadable videos)
-        if kind_of(f) == "video":
-            try:
-                n = -(-max(video_info(f).frames, 1) // stride)
-            except InputError:
-                n = 1
-            total += min(n, max_frames) if max_frames else n
-        else:
-            total += 1
+    total = count_stills(files, stride, max_frames)
     settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE}
     report = BatchReport()
     too_small: set[Path] = set()  # report a video with tiny frames once, not per frame

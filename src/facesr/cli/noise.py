@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli._common import BatchReport, count_stills, err, out, progress
 from facesr.degrade.noise import extract_noise_patches
 from facesr.degrade.pools import NoisePool
-from facesr.io import InputError, expand_inputs, iter_sources, kind_of, video_info
+from facesr.io import InputError, expand_inputs, iter_sources
 
 
 def noise(
@@ -48,16 +48,7 @@ def noise(
     except InputError as e:
         err.print(str(e))
         raise typer.Exit(2) from None
-    total = 0
-    for f in files:  # a progress total: stills per file (a guess for unreadable videos)
-        if kind_of(f) == "video":
-            try:
-                n = -(-max(video_info(f).frames, 1) // frame_stride)
-            except InputError:
-                n = 1
-            total += min(n, max_frames) if max_frames else n
-        else:
-            total += 1
+    total = count_stills(files, frame_stride, max_frames)
     rng = np.random.default_rng(seed)
     report = BatchReport()
     patches: list[torch.Tensor] = []
