@@ -284,6 +284,42 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         cap.release()
 
 
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Write RGB HWC frames (float in [0, 1]) as an MP4 video (MPEG-4 part 2), atomically.
+
+    All frames must have the first frame's size. Raises ValueError when there is no frame,
+    OSError when OpenCV cannot write the file.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.stem}.{os.getpid()}.part.mp4")  # OpenCV picks the container by suffix
+    writer = None
+    size = None
+    try:
+        for frame in frames:
+            bgr = rgb_to_bgr_uint8(frame)
+            if writer is None:
+                size = (bgr.shape[1], bgr.shape[0])
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"),
+                                         max(float(fps), 1e-3), size)
+                if not writer.isOpened():
+                    raise OSError(f"{p}: OpenCV cannot write an MP4 video here")
+            if (bgr.shape[1], bgr.shape[0]) != size:
+                raise ValueError(f"{p}: frame size {bgr.shape[1]}x{bgr.shape[0]} differs from "
+                                 f"the first frame's {size[0]}x{size[1]}")
+            writer.write(bgr)
+        if writer is None:
+            raise ValueError(f"{p}: no frames to write")
+        writer.release()
+        writer = None
+        os.replace(tmp, p)
+    finally:
+        if writer is not None:
+            writer.release()
+        tmp.unlink(missing_ok=True)
+    return p
+
+
 def _open_video(p: Path) -> cv2.VideoCapture:
     if not p.exists():
         raise InputError(p, "file not found")

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 from facesr.cli import app
 from facesr.infer.detectors import Face
 from facesr.infer.pipeline import NOTICE, choose_mode
-from facesr.io import read_image_array, write_image
+from facesr.io import iter_video_frames, read_image_array, video_info, write_image
 from facesr.models import RRDBNet, save_rrdb
 
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 SETTINGS = {"mode", "backend", "device", "precision", "tile", "overlap", "stride", "max_frames",
             "save_frame", "margin", "detector", "detector_weights", "background", "threads",
-            "format", "scale", "min_size", "score_threshold"}
+            "format", "scale", "min_size", "score_threshold", "save_video"}
 runner = CliRunner()
 
 
@@ -193,6 +193,47 @@ def test_video_frames_with_stride_get_their_own_outputs(tmp_path, model_file):
     r = _run(path, "--out", tmp_path / "auto", "--model", model_file, "--max-frames", "1")
     (rec,) = _records(tmp_path / "auto").values()
     assert rec["mode"] == "frame" and rec["mode_reason"] == "video frame"
+
+
+def _nearest_model(path: Path) -> Path:
+    """A tiny RRDBNet that is exactly nearest-neighbour x4 (RGB carried in 3 channels)."""
+    net = RRDBNet(**TINY)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for conv in (net.conv_first, net.conv_up1, net.conv_up2, net.conv_hr, net.conv_last):
+            for c in range(3):
+                conv.weight[c, c, 1, 1] = 1.0
+    return save_rrdb(path, net)
+
+
+def test_save_video_writes_the_x4_frames_in_order_and_resumes(tmp_path):
+    model_file = _nearest_model(tmp_path / "nearest.safetensors")
+    path = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (40, 32))
+    for k in range(6):
+        vw.write(np.full((32, 40, 3), 30 + 40 * k, np.uint8))  # one grey level per frame
+    vw.release()
+    out = tmp_path / "out"
+    args = [path, "--out", out, "--model", model_file, "--mode", "face", "--stride", "2"]
+    r = _run(*args, "--max-frames", "2", "--save-video")
+    assert r.exit_code == 0, r.output
+    (video,) = out.glob("*_x4.mp4")
+    info = video_info(video)
+    assert (info.width, info.height, info.frames) == (160, 128, 2) and info.fps == 5
+    r = _run(*args, "--save-video")  # resumed: frames 0 and 2 skipped, 4 added
+    assert r.exit_code == 0 and "skipped" in r.output
+    recs = _records(out)
+    sr = [read_image_array(out / recs[video.name.replace("_x4.mp4", f"_f{k:06d}.json")]
+                           ["outputs"][0]["file"]) for k in (0, 2, 4)]
+    frames = [f for _, f in iter_video_frames(video)]
+    assert len(frames) == 3 and frames[0].shape == sr[0].shape
+    for k, frame in enumerate(frames):  # lossy MPEG-4, but each is closest to its own frame
+        diffs = [float(np.abs(frame - s).mean()) for s in sr]
+        assert int(np.argmin(diffs)) == k, diffs
+    assert not list(out.glob(".*"))  # no temporary files left
+    r = _run(*args, "--mode", "frame", "--no-save-frame", "--save-video")
+    assert r.exit_code == 2 and "--save-frame" in r.output
 
 
 def test_auto_mode_rules():

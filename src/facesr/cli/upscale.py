@@ -41,10 +41,12 @@ from facesr.io import (
     atomic_write_text,
     iter_video_frames,
     kind_of,
+    read_image_array,
     read_image_rgba,
     to_tensor,
     video_info,
     write_image,
+    write_video,
 )
 from facesr.models.zoo import sha256_file
 
@@ -146,6 +148,10 @@ def upscale(
                                                    "video.")] = None,
     save_frame: Annotated[bool, typer.Option(help="Frame mode: also write the whole x4 frame.")
                           ] = True,
+    save_video: Annotated[bool, typer.Option(
+        help="Videos: also write the x4 frames (frame mode's whole frames, face mode's images) "
+             "as <name>_x4.mp4 at the source fps / --stride; rebuilt from the finished frames.")
+                          ] = False,
     margin: Annotated[float, typer.Option(min=0.0, help="Frame mode: margin around each face "
                                           "box, as a fraction of its side.")] = 0.5,
     detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTORS)}.")
@@ -175,6 +181,9 @@ def upscale(
         if value not in _CHOICES[hint]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(_CHOICES[hint])}",
                                      param_hint=hint)
+    if save_video and mode != "face" and not save_frame:
+        raise typer.BadParameter("needs --save-frame (the video is made of the whole x4 frames)",
+                                 param_hint="--save-video")
     if threads:
         torch.set_num_threads(threads)
     runner, model_rec, precision = _load(model, backend, device, precision, threads)
@@ -188,7 +197,8 @@ def upscale(
             raise typer.BadParameter(str(e), param_hint="--detector") from None
     settings = {"mode": mode, "backend": backend, "device": device, "precision": precision,
                 "tile": tile, "overlap": overlap, "stride": stride, "max_frames": max_frames,
-                "save_frame": save_frame, "margin": margin, "detector": detector,
+                "save_frame": save_frame, "save_video": save_video, "margin": margin,
+                "detector": detector,
                 "detector_weights": None if detector_weights is None else str(detector_weights),
                 "min_size": min_size, "score_threshold": score_threshold,
                 "background": background, "threads": threads, "format": fmt, "scale": 4}
@@ -242,6 +252,9 @@ def upscale(
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
                     report.done += 1
                     bar.advance(task)
+                if save_video and kind_of(path) == "video":
+                    video = _assemble_video(path, out_dir, stride)
+                    lines.append(f"{path}: video -> {video.name if video else 'no frames'}")
             except InputError as e:
                 report.fail(path, str(e))
             except (RuntimeError, ValueError) as e:  # e.g. out of memory: the batch goes on
@@ -251,6 +264,23 @@ def upscale(
         out.print(line, soft_wrap=True, markup=False)
     out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
     report.finish("images/frames")
+
+
+def _assemble_video(path: Path, out_dir: Path, stride: int) -> Path | None:
+    """Write the x4 frames of a video's finished records, in frame order, as an MP4."""
+    base = _base(path, None)
+    frames = []
+    for rec_path in sorted(out_dir.glob(f"{base}_f[0-9][0-9][0-9][0-9][0-9][0-9].json")):
+        try:
+            rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # an unreadable record fails its own frame; the video goes on without it
+        frames += [out_dir / o["file"] for o in rec.get("outputs", [])
+                   if o.get("kind") in ("frame", "image")]
+    if not frames:
+        return None
+    fps = (video_info(path).fps or 25.0) / stride
+    return write_video(out_dir / f"{base}_x4.mp4", (read_image_array(f) for f in frames), fps)
 
 
 def _done(rec_path: Path, overwrite: bool, model_sha256: str, settings: dict) -> bool:
