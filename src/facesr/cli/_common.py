@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -108,3 +109,9 @@ def count_stills(files: Iterable[Path], stride: int, max_frames: int | None) -> 
         else:
             total += 1
     return total
+
+
+def source_tag(path: Path) -> str:
+    """8 hex digits of a source's path: keeps output names unique when two sources share a
+    stem (pass the resolved path)."""
+    return hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]

@@ -12,7 +12,6 @@ Layout of ``--out DIR``:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from facesr.cli._common import BatchReport, collect_inputs, err, out, progress
+from facesr.cli._common import BatchReport, collect_inputs, err, out, progress, source_tag
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, crop, expand_box, make_detector
 from facesr.io import (
     InputError,
@@ -41,14 +40,10 @@ DONE = "sources.jsonl"
 SETTINGS = "extract.json"
 
 
-def _source_id(path: Path) -> str:
-    return hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
-
-
 def crop_name(source: Path, frame: int | None, k: int) -> str:
     """Deterministic crop file name for face ``k`` of ``frame`` (None for images) of a source."""
     part = "" if frame is None else f"_f{frame:06d}"
-    return f"{source.stem}_{_source_id(source)}{part}_{k}.png"
+    return f"{source.stem}_{source_tag(source)}{part}_{k}.png"
 
 
 def _record(source: Path, frame: int | None, image: np.ndarray, face: Face,

@@ -15,7 +15,6 @@ Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an im
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, collect_inputs, err, out, progress
+from facesr.cli._common import BatchReport, collect_inputs, err, out, progress, source_tag
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
     NOTICE,
@@ -57,8 +56,7 @@ _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
 
 
 def _base(path: Path, frame: int | None) -> str:
-    tag = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
-    return f"{path.stem}_{tag}" + ("" if frame is None else f"_f{frame:06d}")
+    return f"{path.stem}_{source_tag(path)}" + ("" if frame is None else f"_f{frame:06d}")
 
 
 def _stills(path: Path, stride: int, max_frames: int | None
