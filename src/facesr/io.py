@@ -8,6 +8,7 @@ Bad files raise :class:`InputError`, whose message is one line naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -210,6 +211,15 @@ def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor, *, bits
 
 
 # ----------------------------------------------------------------------------- atomic files
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     p = Path(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import zlib
 from pathlib import Path
@@ -24,6 +23,7 @@ from facesr.io import (
     image_size,
     read_image,
     read_jsonl,
+    sha256_file,
     write_image,
 )
 
@@ -82,7 +82,7 @@ def pair_names(files: list[Path]) -> list[str]:
 
 
 def _sha256(path: Path | None) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    return sha256_file(path) if path else None
 
 
 def pairs(

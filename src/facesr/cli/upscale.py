@@ -42,12 +42,12 @@ from facesr.io import (
     kind_of,
     read_image_array,
     read_image_rgba,
+    sha256_file,
     to_tensor,
     video_info,
     write_image,
     write_video,
 )
-from facesr.models.zoo import sha256_file
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),

@@ -152,7 +152,8 @@ def load_onnx(path: str | os.PathLike, *, device: str = "cpu", threads: int | No
     The info's name, architecture and source come from the file's metadata; ``sha256`` is the
     ONNX file's own, and ``source`` names the weights it was exported from.
     """
-    from facesr.models.zoo import ModelInfo, sha256_file
+    from facesr.io import sha256_file
+    from facesr.models.zoo import ModelInfo
 
     p = Path(path)
     if not p.is_file():

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from safetensors import SafetensorError, safe_open
 
+from facesr.io import sha256_file
 from facesr.models.rrdb import RRDB_FORMAT, RRDB_VERSION, RRDBNet, load_rrdb
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -72,15 +73,6 @@ class ModelInfo:
         return {"name": self.name, "architecture": self.architecture, "arch": dict(self.arch),
                 "sha256": self.sha256, "files": dict(self.files), "source": self.source,
                 "description": self.description}
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _hashes(paths: list[Path]) -> tuple[dict[str, str], str]:
