@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -126,6 +127,20 @@ def _load_init(g: RRDBNet, path: str) -> None:
     g.load_state_dict(src.state_dict())
 
 
+def _optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module,
+                    scaler: torch.amp.GradScaler, clip: float | None) -> Tensor | None:
+    """Backward ``loss`` and step ``opt`` through the scaler, clipping ``net``'s gradients to
+    global norm ``clip``; returns the norm before clipping (None when not clipping)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    norm = None
+    if clip is not None:
+        scaler.unscale_(opt)
+        norm = nn.utils.clip_grad_norm_(net.parameters(), clip)
+    scaler.step(opt)
+    return norm
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
           on_step: StepCallback | None = None) -> dict:
@@ -223,7 +238,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         g_train = DDP(g, device_ids=ids)
         d_train = DDP(d, device_ids=ids) if d is not None else None
 
-    runlog, val = None, None
+    runlog, val, val_bicubic = None, None, math.nan
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_run_dir(run_dir, start)
@@ -233,6 +248,9 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             val = validation_set(val_files, pools, degrade, hr_patch=cfg.data.hr_patch,
                                  factors=cfg.data.factors, seed=cfg.data.val_seed,
                                  count=cfg.data.val_max)
+            lr_v, hr_v = val  # fixed: its bicubic baseline is computed once
+            up = F.interpolate(lr_v, size=hr_v.shape[-2:], mode="bicubic", align_corners=False)
+            val_bicubic = mean_finite(psnr_y(up.clamp(0, 1), hr_v, cfg.model.scale))
     sampler = StreamBatches(len(faces), t.batch, t.seed, start=items, rank=world.rank,
                             world_size=world.world_size)
     batches = iter(make_loader(faces, sampler, workers=t.workers, pin_memory=cuda))
@@ -259,11 +277,10 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             with autocast():
                 srs.append(model(x).float().clamp(0, 1).cpu())
         sr = torch.cat(srs)
-        up = F.interpolate(lr_v, size=hr_v.shape[-2:], mode="bicubic", align_corners=False)
         s = cfg.model.scale
         out = {"val/psnr_y": mean_finite(psnr_y(sr, hr_v, s)),
                "val/ssim_y": mean_finite(ssim_y(sr, hr_v, s)),
-               "val/psnr_y_bicubic": mean_finite(psnr_y(up.clamp(0, 1), hr_v, s))}
+               "val/psnr_y_bicubic": val_bicubic}
         runlog.image(done, "val/lr_sr_hr", _grid(lr_v[:4], sr[:4], hr_v[:4]))
         return out
 
@@ -288,13 +305,9 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             sr = g_train(x)
             loss_g, stats = generator_loss(sr, hr, d=d, lpips=lpips, l_pix=w.l_pix,
                                            l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws)
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(loss_g).backward()
-        if cfg.optim.grad_clip is not None:
-            scaler.unscale_(opt_g)
-            stats["train/grad_norm_g"] = nn.utils.clip_grad_norm_(g.parameters(),
-                                                                  cfg.optim.grad_clip)
-        scaler.step(opt_g)
+        norm = _optimizer_step(opt_g, loss_g, g, scaler, cfg.optim.grad_clip)
+        if norm is not None:
+            stats["train/grad_norm_g"] = norm
 
         # discriminator step (relativistic average, one joint loss over real and fake)
         if gan:
@@ -303,13 +316,9 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             d.requires_grad_(True)
             with autocast():
                 loss_d, d_stats = discriminator_loss(d_train, sr.detach(), hr, world_size=ws)
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            if cfg.optim.grad_clip is not None:
-                scaler.unscale_(opt_d)
-                d_stats["train/grad_norm_d"] = nn.utils.clip_grad_norm_(d.parameters(),
-                                                                        cfg.optim.grad_clip)
-            scaler.step(opt_d)
+            norm = _optimizer_step(opt_d, loss_d, d, scaler, cfg.optim.grad_clip)
+            if norm is not None:
+                d_stats["train/grad_norm_d"] = norm
             stats |= d_stats
         scaler.update()
         if ema is not None:
