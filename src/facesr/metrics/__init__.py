@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from torch import Tensor
+
 from facesr.metrics.brisque import brisque, load_brisque_model
 from facesr.metrics.fullref import ms_ssim, psnr, ssim
 from facesr.metrics.niqe import load_niqe_params, niqe
+from facesr.metrics.scorer import Scorer, find_weights
 
-__all__ = ["METRICS", "MetricSpec", "WeightsUnavailableError", "brisque", "load_brisque_model",
-           "load_niqe_params", "ms_ssim", "niqe", "psnr", "ssim"]
+__all__ = ["METRICS", "MetricSpec", "Scorer", "WeightsUnavailableError", "brisque",
+           "find_weights", "load_brisque_model", "load_niqe_params", "ms_ssim", "niqe", "psnr",
+           "ssim"]
 
 
 class WeightsUnavailableError(FileNotFoundError):
@@ -44,6 +48,9 @@ class MetricSpec:
         needs_weights: the weight / model files and their documented standard location, or
             None when the metric needs none.
         fn: the metric (signatures differ, see the module docs).
+        build: ``build(ctx) -> measure``: loads the weights (``ctx``: ``weights_dir``,
+            ``device``, ``crop_border``) and returns ``measure(pred, ref_or_None) -> float``
+            on one (3, H, W) image; :class:`~facesr.metrics.scorer.Scorer` calls it.
     """
 
     direction: Literal["higher", "lower"]
@@ -51,6 +58,33 @@ class MetricSpec:
     needs_reference: bool
     needs_weights: str | None
     fn: Callable[..., Any]
+    build: Callable[[dict[str, Any]], Callable[..., float]]
+
+
+def _fullref(fn: Callable[..., Tensor]) -> Callable[[dict[str, Any]], Callable[..., float]]:
+    def build(ctx: dict[str, Any]) -> Callable[..., float]:
+        def measure(pred: Tensor, ref: Tensor | None) -> float:
+            assert ref is not None
+            return float(fn(pred[None], ref[None], crop_border=ctx["crop_border"])[0])
+        return measure
+    return build
+
+
+def _build_niqe(ctx: dict[str, Any]) -> Callable[..., float]:
+    mu, cov = load_niqe_params(find_weights("niqe/niqe_pris_params.npz", ctx["weights_dir"]))
+    return lambda pred, _ref: niqe(pred, mu, cov, crop_border=ctx["crop_border"])
+
+
+def _build_brisque(ctx: dict[str, Any]) -> Callable[..., float]:
+    model = load_brisque_model(find_weights("brisque", ctx["weights_dir"]))
+    return lambda pred, _ref: brisque(pred, model, crop_border=ctx["crop_border"])
+
+
+def _build_unavailable(metric: str, file: str) -> Callable[[dict[str, Any]], Any]:
+    def build(ctx: dict[str, Any]) -> Any:
+        fn = _unavailable(metric, file)
+        return fn(weights_dir=ctx["weights_dir"])
+    return build
 
 
 def _unavailable(metric: str, file: str) -> Callable[..., Any]:
@@ -73,23 +107,27 @@ def _unavailable(metric: str, file: str) -> Callable[..., Any]:
 _INF = float("inf")
 
 METRICS: dict[str, MetricSpec] = {
-    "psnr": MetricSpec("higher", (0.0, _INF), True, None, psnr),
-    "ssim": MetricSpec("higher", (-1.0, 1.0), True, None, ssim),
-    "ms_ssim": MetricSpec("higher", (0.0, 1.0), True, None, ms_ssim),
+    "psnr": MetricSpec("higher", (0.0, _INF), True, None, psnr, _fullref(psnr)),
+    "ssim": MetricSpec("higher", (-1.0, 1.0), True, None, ssim, _fullref(ssim)),
+    "ms_ssim": MetricSpec("higher", (0.0, 1.0), True, None, ms_ssim, _fullref(ms_ssim)),
     "niqe": MetricSpec("lower", (0.0, _INF), False,
-                       "niqe_pris_params.npz (shared/weights/niqe/)", niqe),
+                       "niqe_pris_params.npz (shared/weights/niqe/)", niqe, _build_niqe),
     "brisque": MetricSpec("lower", (-_INF, _INF), False,
-                          "svm.txt + normalize.json (shared/weights/brisque/)", brisque),
+                          "svm.txt + normalize.json (shared/weights/brisque/)", brisque,
+                          _build_brisque),
     # Ma, Yang, Yang, Yang, "Learning a no-reference quality metric for single-image
     # super-resolution", CVIU 2017 (the authors' MATLAB release).
     "nrqm": MetricSpec("higher", (0.0, 10.0), False, "NRQM_model.mat (shared/weights/nrqm/)",
-                       _unavailable("nrqm", "NRQM_model.mat")),
+                       _unavailable("nrqm", "NRQM_model.mat"),
+                       _build_unavailable("nrqm", "nrqm/NRQM_model.mat")),
     # Blau, Mechrez, Timofte, Michaeli, Zelnik-Manor, "The 2018 PIRM challenge on perceptual
     # image super-resolution": PI = ((10 - NRQM) + NIQE) / 2, so it needs NRQM's model.
     "pi": MetricSpec("lower", (0.0, _INF), False, "NRQM_model.mat (shared/weights/nrqm/)",
-                     _unavailable("pi", "NRQM_model.mat")),
+                     _unavailable("pi", "NRQM_model.mat"),
+                     _build_unavailable("pi", "nrqm/NRQM_model.mat")),
     # Talebi, Milanfar, "NIMA: Neural image assessment", IEEE TIP 2018 (AVA-trained head).
     "nima": MetricSpec("higher", (1.0, 10.0), False,
                        "nima_inception_v2_ava.pth (shared/weights/nima/)",
-                       _unavailable("nima", "nima_inception_v2_ava.pth")),
+                       _unavailable("nima", "nima_inception_v2_ava.pth"),
+                       _build_unavailable("nima", "nima/nima_inception_v2_ava.pth")),
 }
