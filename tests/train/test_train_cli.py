@@ -44,6 +44,8 @@ def test_a_run_then_resume_with_more_iterations(config: Path, tmp_path: Path) ->
         config.read_text())
     assert load_rrdb(run / "model.safetensors").arch()["num_feat"] == 8
     assert json.loads((run / "latest.json").read_text())["iteration"] == 3
+    heldout = (run / "heldout.txt").read_text().split()
+    assert heldout and all(Path(f).is_file() for f in heldout)
 
     r = runner.invoke(app, ["train", str(config), "--out", str(run)])
     assert r.exit_code == 2 and "already holds a run" in r.output

@@ -243,6 +243,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_run_dir(run_dir, start)
         atomic_write_text(run_dir / "config.yaml", config_yaml)
+        # the held-out files, never trained on: evaluate a model of this run on these
+        atomic_write_text(run_dir / "heldout.txt", "".join(f"{f}\n" for f in val_files))
         runlog = RunLog(run_dir, start=start, tensorboard=t.tensorboard)
         if val_files:
             val = validation_set(val_files, pools, degrade, hr_patch=cfg.data.hr_patch,
