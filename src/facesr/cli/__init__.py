@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from facesr.cli import curate, demo, export, faces, kernels, models, noise, pairs, train, upscale
+from facesr.cli import (
+    curate,
+    demo,
+    evaluate,
+    export,
+    faces,
+    kernels,
+    models,
+    noise,
+    pairs,
+    study,
+    train,
+    upscale,
+)
 
 app = typer.Typer(
     name="facesr",
@@ -36,6 +49,18 @@ app.add_typer(models_app, name="models")
 export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)
 export_app.command("onnx")(export.onnx)
 app.add_typer(export_app, name="export")
+
+evaluate_app = typer.Typer(help="Benchmark methods on synthetic or real faces.",
+                           no_args_is_help=True)
+evaluate_app.command("synthetic")(evaluate.synthetic)
+evaluate_app.command("real")(evaluate.real)
+app.add_typer(evaluate_app, name="evaluate")
+
+study_app = typer.Typer(help="Blind ranking studies of SR outputs (Mean Opinion Rank).",
+                        no_args_is_help=True)
+study_app.command("create")(study.create)
+study_app.command("score")(study.score)
+app.add_typer(study_app, name="study")
 
 app.command("upscale")(upscale.upscale)
 app.command("pairs")(pairs.pairs)

@@ -1,0 +1,400 @@
+"""``facesr evaluate synthetic|real``: score methods on degraded clean faces or on real faces.
+
+Layout of ``--out DIR``:
+
+- ``table.md``, ``table.csv``: one row per method, mean and 95% t-interval of every metric over
+  the images, and the number of images;
+- ``per_image.csv``: image, method, one column per metric (empty where not computable), notes;
+- ``images/lr/<image>.png`` (the inputs the methods got), ``images/hr/<image>.png``
+  (synthetic: the references), ``images/<method>/<image>.png`` (each method's output);
+- ``report.html``: the table and every image side by side with its scores;
+- ``run.json``: settings, versions, models and pools with their sha256, counts, time taken;
+- ``records.jsonl``: one line per finished image input and per finished (image, method): a
+  killed run re-run with the same arguments computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli.pairs import hq_files, load_pools, pair_names, parse_overrides
+from facesr.io import (
+    InputError,
+    append_jsonl,
+    atomic_write_text,
+    read_image,
+    read_jsonl,
+    sha256_file,
+    write_image,
+)
+
+SCALE = 4
+RESERVED = ("lr", "hr")  # image folders of the layout; no method may take these names
+# prepare(image, name) -> (lr, hr or None, extra fields for the input record)
+Prepare = Callable[..., tuple]
+
+
+# ----------------------------------------------------------------------------- options
+MethodsOpt = Annotated[str, typer.Option(
+    "--methods", help="Comma-separated: bicubic, lanczos, model names (realesrgan-x4plus, "
+    "facesr-default) or x4 weight files (.safetensors, .pth).", show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder (tables, images, report).",
+                                      file_okay=False, show_default=False)]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")]
+WeightsOpt = Annotated[Path | None, typer.Option(
+    help="Metric weights folder laid out like shared/weights (searched before "
+    "$FACESR_WEIGHTS and ~/.local/share/facesr/weights).")]
+CropOpt = Annotated[int, typer.Option(min=0, help="Pixels cropped from every side of the "
+                                      "output before scoring.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda: where models and metrics run.")]
+TileOpt = Annotated[int, typer.Option(min=0, help="Model tile side in input px (0: whole "
+                                      "image).")]
+ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all).")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    help="Discard the results already in --out and start afresh (without it, results made "
+    "with other settings are refused, never mixed).")]
+
+
+def synthetic(
+    hq: Annotated[list[Path], typer.Option("--hq", help="Clean faces: images, folders or .txt "
+                                           "lists (repeatable).", show_default=False)],
+    methods: MethodsOpt,
+    out_dir: OutOpt,
+    kernels: Annotated[Path | None, typer.Option(help="Kernel pool (.safetensors).")] = None,
+    noise: Annotated[Path | None, typer.Option(
+        help="Noise pool (.safetensors); only presets that draw pool noise use it.")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated metrics (default: psnr, ssim, lpips, ms_ssim, niqe, brisque: "
+        "those registered).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Degradation seed: same seed, same inputs.")] = 0,
+    preset: Annotated[str, typer.Option(
+        help="Degradation preset; synthetic = the paper's test protocol (pool kernel, "
+        "Gaussian noise sigma 8, JPEG 30).")] = "synthetic",
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a degradation setting, e.g. --set noise_sigma=5")] = None,
+    limit: LimitOpt = None, weights: WeightsOpt = None, crop_border: CropOpt = SCALE,
+    device: DeviceOpt = "cpu", tile: TileOpt = 256, threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Degrade clean faces (seeded per image), run every method, score against the originals."""
+    from facesr.degrade.degradation import PRESETS
+    from facesr.eval.inputs import synthetic_pair
+
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}",
+                                 param_hint="--preset")
+    cfg = parse_overrides(PRESETS[preset], set_ or [])
+    if cfg.scale != SCALE:
+        raise typer.BadParameter(f"methods here are x{SCALE}; the degradation is x{cfg.scale}",
+                                 param_hint="--set")
+    names = _metrics(metrics, True)
+    meths = _methods(methods, device, tile, threads)
+    scorers = _load_metrics(names, weights, device, crop_border)
+    pools = load_pools(kernels, noise, cfg)
+    if noise is not None and pools.noise is None:
+        err.print(f"note: --noise is not used: preset {preset!r} draws noise {cfg.noise!r}")
+    files = _files(hq, out_dir, lambda: hq_files(hq), limit)
+
+    def prepare(img, name: str) -> tuple:
+        hr, lr, params = synthetic_pair(img, name, seed=seed, pools=pools, cfg=cfg)
+        extra = {"hr_size": list(hr.shape[-2:]), "degradation": params.record}
+        if pools.kernels is not None and isinstance(params.record.get("kernel"), int):
+            extra["kernel_source"] = pools.kernels.sources[params.record["kernel"]]
+        return lr, hr, extra
+
+    settings = {"mode": "synthetic", "scale": SCALE, "metrics": names, "crop_border": crop_border,
+                "device": device, "preset": preset, "degradation": dataclasses.asdict(cfg),
+                "seed": seed,
+                "kernels_sha256": sha256_file(kernels) if pools.kernels and kernels else None,
+                "noise_sha256": sha256_file(noise) if pools.noise and noise else None}
+    extra = {"hq": [str(p) for p in hq], "kernels": None if kernels is None else str(kernels),
+             "noise": None if noise is None else str(noise)}
+    _evaluate(files, meths, scorers, out_dir, settings, prepare, overwrite,
+              {**extra, "limit": limit, "weights": None if weights is None else str(weights),
+               "tile": tile, "threads": threads})
+
+
+def real(
+    lq: Annotated[list[Path], typer.Option("--lq", help="Real low-quality faces: images, "
+                                           "folders or .txt lists (repeatable).",
+                                           show_default=False)],
+    methods: MethodsOpt,
+    out_dir: OutOpt,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated no-reference metrics (default: niqe, brisque, piqe: those "
+        "registered).", show_default=False)] = None,
+    max_side: Annotated[int | None, typer.Option(
+        min=8, help="Area-downscale inputs with a longer side above this first (for crops "
+        "stored larger than their true resolution).")] = None,
+    limit: LimitOpt = None, weights: WeightsOpt = None, crop_border: CropOpt = SCALE,
+    device: DeviceOpt = "cpu", tile: TileOpt = 256, threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Run every method on real faces and score the outputs with no-reference metrics."""
+    from facesr.eval.inputs import shrink
+
+    names = _metrics(metrics, False)
+    meths = _methods(methods, device, tile, threads)
+    scorers = _load_metrics(names, weights, device, crop_border)
+    files = _files(lq, out_dir, lambda: hq_files(lq), limit)
+
+    def prepare(img, _name: str) -> tuple:
+        lr = shrink(img, max_side)
+        return lr, None, {"resized": tuple(lr.shape) != tuple(img.shape)}
+
+    settings = {"mode": "real", "scale": SCALE, "metrics": names, "crop_border": crop_border,
+                "device": device, "max_side": max_side}
+    _evaluate(files, meths, scorers, out_dir, settings, prepare, overwrite,
+              {"lq": [str(p) for p in lq], "limit": limit,
+               "weights": None if weights is None else str(weights), "tile": tile,
+               "threads": threads})
+
+
+# ----------------------------------------------------------------------------- set-up
+def _metrics(given: str | None, with_reference: bool) -> list[str]:
+    from facesr.eval.scoring import check_metrics, default_metrics
+
+    names = default_metrics(with_reference) if given is None else [
+        n.strip() for n in given.split(",") if n.strip()]
+    try:
+        check_metrics(names, with_reference)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--metrics") from None
+    return names
+
+
+def _methods(given: str, device: str, tile: int, threads: int | None) -> list:
+    import torch
+
+    from facesr.eval.methods import resolve_methods
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"{device!r} is not one of cpu, cuda", param_hint="--device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("--device cuda, but this PyTorch has no usable CUDA GPU")
+    if threads:
+        torch.set_num_threads(threads)
+    specs = [s.strip() for s in given.split(",") if s.strip()]
+    try:
+        meths = resolve_methods(specs, device=device, tile=tile)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise typer.BadParameter(str(e), param_hint="--methods") from None
+    clash = [m.name for m in meths if m.name in RESERVED]
+    if clash:
+        raise typer.BadParameter(f"a method may not be named {', '.join(clash)} (folders of "
+                                 "the inputs and references): rename the file",
+                                 param_hint="--methods")
+    return meths
+
+
+def _load_metrics(names: list[str], weights: Path | None, device: str, crop_border: int):
+    """Every metric loaded now, so missing weights stop the run before any work (exit 2)."""
+    from facesr.eval.scoring import MetricSet
+
+    scorers = {}
+    for n in names:
+        try:
+            scorers.update(MetricSet.load([n], weights_dir=weights, device=device,
+                                          crop_border=crop_border).scorers)
+        except (FileNotFoundError, NotImplementedError, ValueError, ImportError) as e:
+            err.print(f"metric {n} cannot be used: {e}. Give the folder with --weights DIR, "
+                      f"or leave {n} out of --metrics.", soft_wrap=True, markup=False)
+            raise typer.Exit(2) from None
+    return MetricSet(names, scorers)
+
+
+def _files(given: list[Path], out_dir: Path, expand: Callable[[], list[Path]],
+           limit: int | None) -> list[tuple[Path, str]]:
+    """(file, image name) of the images to use: names and their seeds come from the whole set,
+    so ``--limit`` only cuts the list; nothing inside ``out_dir``."""
+    try:
+        files = expand()
+    except InputError as e:
+        err.print(str(e), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
+    root = out_dir.resolve()
+    files = list(dict.fromkeys(f for f in files if root not in f.resolve().parents))
+    if not files:
+        err.print(f"no images found in {', '.join(map(str, given))}")
+        raise typer.Exit(2)
+    return list(zip(files, pair_names(files), strict=True))[:limit]
+
+
+# ----------------------------------------------------------------------------- the run
+def _versions() -> dict:
+    import cv2
+    import numpy
+    import torch
+
+    import facesr
+
+    return {"facesr": facesr.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": numpy.__version__, "opencv": cv2.__version__}
+
+
+def _history(run_file: Path) -> list:
+    """Earlier runs into the same folder (each: start, duration, methods, image counts)."""
+    try:
+        old = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    hist = old.get("history") if isinstance(old, dict) else None
+    return hist if isinstance(hist, list) else []
+
+
+def _check_folder(out_dir: Path, settings: dict, meths: list, overwrite: bool) -> list[dict]:
+    """The reusable records of ``out_dir``. Refuses (exit 2) to mix in results made with other
+    settings or models; ``overwrite`` deletes all earlier results and their images instead."""
+    from facesr.eval.records import identity_conflicts, index_records, settings_diff
+
+    run_file, rec_file = out_dir / "run.json", out_dir / "records.jsonl"
+    records = read_jsonl(rec_file)
+    if overwrite:
+        images = (out_dir / "images").resolve()
+        for r in records:
+            folders = [r.get("method")] if r.get("type") == "result" else ["lr", "hr"]
+            for folder in folders:
+                p = (images / str(folder) / f"{r.get('image')}.png").resolve()
+                if images in p.parents:
+                    p.unlink(missing_ok=True)
+        rec_file.unlink(missing_ok=True)
+        return []
+    problems = []
+    if run_file.exists():
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8")).get("settings", {})
+        except (OSError, ValueError, AttributeError):
+            old = {"run.json": "unreadable"}
+        diff = settings_diff(old, json.loads(json.dumps(settings)))
+        if diff:
+            problems.append(f"other settings (changed: {', '.join(diff)})")
+    elif records:
+        problems.append("unknown settings (records.jsonl without run.json)")
+    _, results = index_records(records)
+    conflicts = identity_conflicts(results.values(), {m.name: m.identity for m in meths})
+    if conflicts:
+        problems.append("other models under the same names (" + "; ".join(conflicts) + ")")
+    if problems:
+        err.print(f"{out_dir} holds results made with {' and '.join(problems)}; pass "
+                  "--overwrite to discard them, or choose another --out (nothing was changed)",
+                  soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+    return records
+
+
+def _evaluate(files: list[tuple[Path, str]], meths: list, scorers, out_dir: Path,
+              settings: dict, prepare: Prepare, overwrite: bool, extra: dict) -> None:
+    from facesr.eval.records import index_records
+
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs, results = index_records(_check_folder(out_dir, settings, meths, overwrite))
+    history = [] if overwrite else _history(out_dir / "run.json")
+    run = {"command": f"facesr evaluate {settings['mode']}", "settings": settings,
+           "methods": [{**m.record, "spec": m.spec, "identity": m.identity} for m in meths],
+           **extra, "versions": _versions(), "finished": False,
+           "started": datetime.now(UTC).isoformat(timespec="seconds"),
+           "history": history}
+    atomic_write_text(out_dir / "run.json", json.dumps(run, indent=2) + "\n")
+    report, stale = BatchReport(), set()
+    with progress() as bar:
+        task = bar.add_task(f"evaluate {settings['mode']}", total=len(files), note="")
+        for path, name in files:
+            bar.update(task, note=name)
+            try:
+                status = _image(path, name, meths, scorers, prepare, inputs, results, out_dir)
+            except InputError as e:
+                report.fail(path, str(e))
+                stale.add(name)
+            except (ValueError, RuntimeError) as e:  # e.g. an image too small to degrade
+                report.fail(path, f"{path}: {e}")
+            else:
+                if status == "skipped":
+                    report.skipped += 1
+                elif status == "done":
+                    report.done += 1
+                else:
+                    report.fail(path, f"{path}: {status}")
+            bar.advance(task)
+    names = [n for _, n in files if n in inputs and n not in stale]
+    counts = {"selected": len(files), "done": report.done, "skipped": report.skipped,
+              "failed": len(report.failed)}
+    elapsed = round(time.perf_counter() - t_start, 2)
+    run.update(finished=True, images=counts, elapsed_s=elapsed,
+               history=[*history, {"started": run["started"], "elapsed_s": elapsed,
+                                   "methods": [m.name for m in meths], "images": counts}])
+    _write_outputs(out_dir, names, inputs, results, meths, scorers.names, settings, run)
+    report.finish("images")
+
+
+def _image(path: Path, name: str, meths: list, scorers, prepare: Prepare, inputs: dict,
+           results: dict, out_dir: Path) -> str:
+    """Compute what is missing for one image: ``"skipped"``, ``"done"`` or the failures.
+
+    Raises:
+        InputError: unreadable, or changed since its recorded results (kept out of the tables).
+    """
+    from facesr.degrade.jpeg import quantize8
+
+    rec_file, img_dir = out_dir / "records.jsonl", out_dir / "images"
+    todo = [m for m in meths if (name, m.name) not in results
+            or not (img_dir / m.name / f"{name}.png").is_file()]
+    digest = sha256_file(path) if path.is_file() else None
+    old = inputs.get(name)
+    if old is not None and old.get("sha256") != digest:
+        raise InputError(path, f"changed since its results in {out_dir} were recorded; pass "
+                         "--overwrite or use another --out")
+    if old is not None and not todo:
+        return "skipped"
+    lr, hr, more = prepare(read_image(path), name)
+    for folder, img in (("lr", lr), ("hr", hr)):
+        if img is not None and (old is None or not (img_dir / folder / f"{name}.png").is_file()):
+            write_image(img_dir / folder / f"{name}.png", img)
+    if old is None:
+        inputs[name] = {"type": "input", "image": name, "source": str(path), "sha256": digest,
+                        "lr_size": list(lr.shape[-2:]), **more}
+        append_jsonl(rec_file, inputs[name])
+    failures = []
+    for m in todo:
+        t0 = time.perf_counter()
+        try:
+            sr = quantize8(m.run(lr))  # scored as saved: 8 bits
+        except (RuntimeError, ValueError) as e:  # e.g. out of memory: the other methods go on
+            first = (str(e).strip().splitlines() or [""])[0]
+            failures.append(f"{m.name} failed ({type(e).__name__}: {first})")
+            continue
+        secs = time.perf_counter() - t0
+        write_image(img_dir / m.name / f"{name}.png", sr)
+        scores, notes = scorers.score(sr, hr)
+        results[(name, m.name)] = {"type": "result", "image": name, "method": m.name,
+                                   "identity": m.identity, "scores": scores, "notes": notes,
+                                   "seconds": round(secs, 4)}
+        append_jsonl(rec_file, results[(name, m.name)])
+    return "; ".join(failures) or "done"
+
+
+def _write_outputs(out_dir: Path, names: list[str], inputs: dict, results: dict, meths: list,
+                   metrics: list[str], settings: dict, run: dict) -> None:
+    from facesr.eval.render import render
+    from facesr.metrics import METRICS
+
+    r = render(images=names, inputs=inputs, results=results, methods=[m.name for m in meths],
+               metrics=metrics, directions={k: METRICS[k].direction for k in metrics},
+               settings=settings)
+    for file, text in r.files.items():
+        atomic_write_text(out_dir / file, text)
+    atomic_write_text(out_dir / "run.json", json.dumps(run, indent=2) + "\n")
+    out.print(r.markdown, markup=False, soft_wrap=True)
+    for line in r.notes:
+        err.print(f"note: {line}", markup=False, soft_wrap=True)
+    out.print(f"tables, per-image scores, images and report.html in {out_dir}")

@@ -1,0 +1,103 @@
+"""The methods a benchmark compares: classical x4 resampling and x4 networks, one interface.
+
+A method is a name and a function (3, h, w) -> (3, 4h, 4w); ``bicubic`` and ``lanczos`` are
+:func:`facesr.infer.pipeline.resample`; anything else is a model name of
+:data:`facesr.models.zoo.MODELS` or a weights file, loaded once with
+:func:`facesr.models.zoo.load` and run through :func:`facesr.infer.pipeline.upscale_face`
+(tiled, exact x4, any input size).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+CLASSICAL = ("bicubic", "lanczos")
+SCALE = 4
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: ``run(lr)`` is (3, h, w) -> (3, 4h, 4w) in [0, 1] on the CPU.
+
+    Attributes:
+        name: label used in tables and as a folder name (the zoo name, or the file's stem).
+        spec: what was asked for (``bicubic``, a zoo name, a path).
+        identity: what its results depend on (``classical:bicubic``, or the model's sha256);
+            results recorded under another identity must not be mixed with this one's.
+        record: JSON-able description for run records (the model's provenance).
+    """
+
+    name: str
+    spec: str
+    identity: str
+    run: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
+    record: dict = field(default_factory=dict, compare=False)
+
+
+def method_name(spec: str) -> str:
+    """The label of a method spec: classical and zoo names as they are, a path's file stem.
+
+    >>> method_name("runs/x/ema_400000.safetensors")
+    'ema_400000'
+    """
+    from facesr.models.zoo import MODELS
+
+    if spec in CLASSICAL or spec in MODELS:
+        return spec
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec).stem) or "model"
+
+
+def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
+                    overlap: int = 16) -> list[Method]:
+    """Check every spec first, then load each model once.
+
+    Args:
+        specs: method specs, e.g. ``["bicubic", "realesrgan-x4plus", "run/ema.safetensors"]``.
+        device: where networks run (outputs come back to the CPU).
+        tile, overlap: tiling of network inputs (see :func:`facesr.infer.pipeline.upscale_face`).
+
+    Raises:
+        ValueError: an empty list, an unknown method, two methods with one name, or a file that
+            is not an x4 model (the message says which and what is accepted).
+        FileNotFoundError: a named model whose weights are not installed.
+    """
+    from facesr.models.zoo import MODELS
+
+    if not specs:
+        raise ValueError("no methods given")
+    for spec in specs:
+        if spec not in CLASSICAL and spec not in MODELS and not Path(spec).is_file():
+            raise ValueError(f"unknown method {spec!r}: use {', '.join(CLASSICAL)}, a model "
+                             f"name ({', '.join(MODELS)}) or an x4 weights file "
+                             "(.safetensors, .pth)")
+    names = [method_name(s) for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"two methods are named {', '.join(dupes)}: give each once (rename "
+                         "weight files that share a stem)")
+    return [_load(spec, name, device, tile, overlap) for spec, name in zip(specs, names,
+                                                                            strict=True)]
+
+
+def _load(spec: str, name: str, device: str, tile: int, overlap: int) -> Method:
+    from facesr.infer.pipeline import resample, torch_runner, upscale_face
+    from facesr.models import zoo
+
+    if spec in CLASSICAL:
+        return Method(name, spec, f"classical:{spec}",
+                      lambda lr: resample(lr.cpu(), SCALE, spec),
+                      {"name": name, "kind": "classical", "resampling": spec})
+    net, info = zoo.load(spec, device=device)
+    runner = torch_runner(net, device=device, dtype=torch.float32)
+
+    def run(lr: Tensor) -> Tensor:
+        return upscale_face(lr, runner, tile=tile, overlap=overlap).cpu()
+
+    return Method(name, spec, info.sha256, run, {"name": name, "kind": "model",
+                                                 "model": info.record()})
