@@ -44,6 +44,7 @@ app.add_typer(data_app, name="data")
 
 models_app = typer.Typer(help="Bring model weights into facesr's format.", no_args_is_help=True)
 models_app.command("import-ncnn")(models.import_ncnn)
+models_app.command("pack")(models.pack)
 app.add_typer(models_app, name="models")
 
 export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)

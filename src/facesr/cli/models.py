@@ -51,3 +51,43 @@ def import_ncnn(
               f"growth {arch['num_grow_ch']}, x{arch['scale']}; {result.parameters:,} parameters "
               f"from {result.convs} conv layers ({result.bin_bytes:,} bytes, all read); "
               f"stored as {dtype}")
+
+
+def pack(
+    model: Annotated[str, typer.Argument(
+        help="A model name or weight file, e.g. a run's model.safetensors or "
+             "ckpt/<iter>/G_ema.safetensors.")],
+    *,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Safetensors file to write.")],
+    dtype: Annotated[str, typer.Option(help="Stored precision: fp16 or fp32.")] = "fp16",
+    source: Annotated[str, typer.Option(help="Provenance text stored in the file (default: "
+                                             "the input's own, and its file name).")] = "",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Repack generator weights for shipping: fp16 safetensors with provenance metadata.
+
+    Prints the file size and how far the stored precision moves the output (max abs difference
+    on a 64x64 test input, 0-1 scale).
+    """
+    from facesr.models.zoo import load
+
+    if dtype not in _DTYPES:
+        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
+    if out.exists() and not overwrite:
+        err.print(f"[red]error[/red] {out}: exists (pass --overwrite to replace it)")
+        raise typer.Exit(code=1)
+    try:
+        g, info = load(model)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error[/red] {e}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    text = source or "; ".join(s for s in (info.source, f"packed from {info.name} "
+                                           f"(sha256 {info.sha256[:16]})") if s)
+    save_rrdb(out, g, dtype=_DTYPES[dtype], source=text)
+    packed, _ = load(out)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = (g(x).clamp(0, 1) - packed(x).clamp(0, 1)).abs().max().item()
+    n = sum(p.numel() for p in g.parameters())
+    console.print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, {n:,} parameters stored as "
+                  f"{dtype}; output moves by at most {diff:.2e} (0-1 scale) vs the input weights")
