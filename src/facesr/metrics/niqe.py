@@ -9,6 +9,10 @@ block features is compared with the pristine model: sqrt(d^T pinv((S_p + S_d) / 
 Lower is better. Blocks whose features are NaN (flat blocks) are left out, as MATLAB's
 ``nanmean`` / ``nancov`` do.
 
+Colour space and crop: MATLAB ``rgb2gray`` of the 8-bit image (``color="gray"``, the reference
+values; ``"y"``: rounded BT.601 Y, BasicSR's convention); ``crop_border`` pixels removed from
+each side first (default 0).
+
 The pristine model is the release's ``modelparameters.mat`` (``mu_prisparam``,
 ``cov_prisparam``), the same numbers as ``niqe_pris_params.npz`` in the ``basicsr==1.4.2``
 sdist (``basicsr/metrics/``) and in ``shared/weights/niqe/``. It is never downloaded: pass

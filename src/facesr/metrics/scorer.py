@@ -18,6 +18,8 @@ from typing import Any
 
 from torch import Tensor
 
+from facesr.metrics.errors import WeightsUnavailableError
+
 Measure = Callable[[Tensor, Tensor | None], float]
 
 ENV_WEIGHTS = "FACESR_WEIGHTS"
@@ -39,8 +41,6 @@ def find_weights(relative: str, weights_dir: str | os.PathLike | None = None) ->
     Raises:
         WeightsUnavailableError: found nowhere (the message lists where it looked).
     """
-    from facesr.metrics import WeightsUnavailableError
-
     tried = [d / relative for d in weight_dirs(weights_dir)]
     for p in tried:
         if p.exists():
@@ -63,8 +63,11 @@ class Scorer:
         names: metric names of :data:`facesr.metrics.METRICS`.
         weights_dir: folder searched first for weight files (module docs).
         device: torch device for the network metrics.
-        color, crop_border: passed to the metrics that take them (the classical ones:
-            PSNR/SSIM/MS-SSIM default ``"y"``; NIQE/BRISQUE default ``"gray"``).
+        crop_border: pixels removed from each side of both images before every metric.
+
+    Colour spaces are each metric's default: PSNR / SSIM / MS-SSIM on BT.601 Y; NLPD, NIQE,
+    BRISQUE, PIQE on MATLAB ``rgb2gray`` of the 8-bit image; LPIPS / DISTS on RGB. Call the
+    metric functions themselves for other choices (``color=``, MS-SSIM's ``pooling=``).
 
     Raises:
         KeyError: an unknown metric name (the message lists the known ones).

