@@ -72,6 +72,7 @@ def test_session_uses_all_graph_optimisations_and_the_allowed_cores():
     so = session_options()
     assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert so.intra_op_num_threads == default_threads() and so.inter_op_num_threads == 1
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert session_options(threads=1).intra_op_num_threads == 1
 
 
@@ -82,7 +83,7 @@ def test_upscale_cli_with_onnx_backend_matches_torch_backend(exported, tmp_path)
     for backend, model in (("torch", weights), ("onnx", onnx)):
         r = runner.invoke(app, ["upscale", str(tmp_path / "in"), "--out",
                                 str(tmp_path / backend), "--model", str(model), "--backend",
-                                backend, "--mode", "face"])
+                                backend, "--mode", "face", "--precision", "fp32"])
         assert r.exit_code == 0, r.output
     a, b = (read_image_array(next((tmp_path / k).glob("*_x4.png"))) for k in ("torch", "onnx"))
     assert a.shape == b.shape == (84, 108, 3)

@@ -31,6 +31,9 @@ from facesr.infer.pipeline import (
     NOTICE,
     SMALL,
     choose_mode,
+    cpu_has_amx_bf16,
+    fused_cpu_available,
+    fused_cpu_runner,
     torch_runner,
     upscale_face,
     upscale_frame,
@@ -92,7 +95,7 @@ def _face_record(face: Face) -> dict:
 
 def _load(model: str | None, backend: str, device: str, precision: str, threads: int | None):
     """(runner, model info dict, precision used) or typer.BadParameter."""
-    from facesr.models import zoo
+    from facesr.models import RRDBNet, zoo
 
     try:
         name = model or zoo.default_model_name()
@@ -111,9 +114,15 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
             return runner, info.record(), "fp32"
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda, but this PyTorch has no usable CUDA GPU")
-        if precision == "auto":
-            precision = "fp16" if device == "cuda" else "fp32"
         net, info = zoo.load(name, device=device)
+        fused = (device == "cpu" and fused_cpu_available() and isinstance(net, RRDBNet)
+                 and net.scale == 4)
+        if precision == "auto":
+            precision = ("fp16" if device == "cuda" else
+                         "bf16" if fused and cpu_has_amx_bf16() else "fp32")
+        if fused and precision in ("fp32", "bf16"):
+            return (fused_cpu_runner(net, dtype=_DTYPES[precision]), info.record(),
+                    precision + " fused")
         runner = torch_runner(net, device=device, dtype=_DTYPES[precision])
         return runner, info.record(), precision + (" autocast" if precision != "fp32" else "")
     except (FileNotFoundError, ValueError, ImportError) as e:
@@ -134,8 +143,10 @@ def upscale(
         "pick per input (videos: frame).")] = "auto",
     backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    precision: Annotated[str, typer.Option(help="auto (cuda: fp16, cpu: fp32), fp32, fp16 or "
-                                           "bf16 (autocast; torch backend).")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="auto (cuda: fp16; cpu: bf16 where the CPU has AMX, else fp32), fp32, fp16 or bf16 "
+        "(torch backend; cuda: autocast; cpu: fused oneDNN convs, bf16 keeping the first conv "
+        "and residual sums in fp32).")] = "auto",
     tile: Annotated[int, typer.Option(min=0, help="Tile side in input px (0 = whole image at "
                                       "once); bounds memory.")] = 256,
     overlap: Annotated[int, typer.Option(min=0, help="Context px around each tile.")] = 16,

@@ -91,13 +91,20 @@ def _forward_args(model: nn.Module) -> list[str]:
 
 def session_options(threads: int | None = None):
     """onnxruntime options for CPU inference: all graph optimisations, sequential execution,
-    ``threads`` intra-op threads (default :func:`default_threads`) and one inter-op thread."""
+    ``threads`` intra-op threads (default :func:`default_threads`), one inter-op thread, and
+    threads that sleep rather than spin between ops.
+
+    Measured with a 6-block RRDBNet: ``ORT_ENABLE_ALL`` (NCHWc conv layout) is 1.8x faster
+    than ``ORT_ENABLE_EXTENDED``; without spinning, 2 threads on 2 cores shared with another
+    job ran 1.5x faster (1 thread: no change).
+    """
     ort = _ort()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = threads or default_threads()
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3  # errors only
     return so
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from facesr.infer.detectors import Face
 from facesr.infer.faces import FaceDetector, expand_box
 from facesr.infer.tiling import Runner, upscale_tiled
+from facesr.models.rrdb import RRDBNet
 
 SCALE = 4
 NOTICE = ("Details in this image are synthesised by a generative model; they are not evidence "
@@ -107,6 +108,87 @@ def torch_runner(model: nn.Module, *, device: torch.device | str = "cpu",
                else contextlib.nullcontext())
         with torch.no_grad(), amp:  # not inference_mode: callers may edit outputs in place
             return model(x).float()
+
+    return run
+
+
+def fused_cpu_available() -> bool:
+    """True where :func:`fused_cpu_runner` runs: an x86-64 CPU and a PyTorch with oneDNN."""
+    return (torch.backends.mkldnn.is_available()
+            and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+
+
+def cpu_has_amx_bf16() -> bool:
+    """True where the CPU has AMX-BF16 tiles (Intel Sapphire Rapids and later), on which
+    :func:`fused_cpu_runner` in bfloat16 was measured 5-6x faster than eager float32."""
+    return bool(torch.cpu.get_capabilities().get("amx_bf16", False))
+
+
+def fused_cpu_runner(model: RRDBNet, *, dtype: torch.dtype = torch.bfloat16) -> Runner:
+    """Run an x4 RRDBNet on the CPU as one oneDNN call per conv, leaky ReLU fused in.
+
+    The network is rebuilt from ``model``'s weights (the module is left unchanged): weights
+    reordered once to oneDNN's blocked layout, activations channels_last, the dense blocks'
+    0.2 residual scale folded into ``conv5``. In bfloat16 every conv but ``conv_first`` runs
+    in bf16 (AMX / AVX512-BF16), while ``conv_first`` and the residual sums stay float32: with
+    Real-ESRGAN x4plus on 35 real 92 px faces, 8-bit outputs are 52.2 dB PSNR from eager
+    float32 on average, 47.7 dB at worst, at most 18/255 apart (plain bf16 autocast: 45.0 and
+    36.5 dB, 74/255). In float32 it equals eager up to float rounding (1.3x faster).
+
+    Args:
+        model: an x4 :class:`facesr.models.RRDBNet` on the CPU.
+        dtype: ``torch.bfloat16`` or ``torch.float32``.
+
+    Returns:
+        A callable (N, 3, h, w) -> float32 (N, 3, 4h, 4w) on the CPU.
+    """
+    if not isinstance(model, RRDBNet) or model.scale != 4:
+        raise ValueError("fused_cpu_runner runs x4 RRDBNets; use torch_runner for other models")
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+    if not fused_cpu_available():
+        raise ValueError("the fused CPU path needs an x86-64 CPU and PyTorch with oneDNN; "
+                         "use torch_runner")
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ValueError("oneDNN has no bf16 kernels for this CPU; use float32")
+    conv = torch.ops.mkldnn._convolution_pointwise
+    weights = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            k = 0.2 if name.endswith(".conv5") else 1.0
+            dt = torch.float32 if name == "conv_first" else dtype
+            w = (m.weight.detach().cpu().float() * k).to(dt)
+            w = w.contiguous(memory_format=torch.channels_last)
+            w = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), [1, 1], [1, 1],
+                                                          [1, 1], 1, None)
+            weights[name] = (w, (m.bias.detach().cpu().float() * k).to(dt))
+
+    def c(name: str, x: Tensor, act: bool = True) -> Tensor:
+        w, b = weights[name]
+        return conv(x, w, b, [1, 1], [1, 1], [1, 1], 1, "leaky_relu" if act else "none",
+                    [0.2] if act else [], "")
+
+    def run(x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != model.in_ch:
+            raise ValueError(f"expected (N, {model.in_ch}, H, W) input, got {tuple(x.shape)}")
+        with torch.no_grad():
+            feat = c("conv_first", x.cpu().float().contiguous(memory_format=torch.channels_last),
+                     act=False)
+            trunk = feat
+            for i in range(model.num_block):
+                r = trunk
+                for j in (1, 2, 3):
+                    p = f"body.{i}.rdb{j}."
+                    xs = [r.to(dtype)]
+                    for n in (1, 2, 3, 4):
+                        xs.append(c(f"{p}conv{n}", torch.cat(xs, 1) if n > 1 else xs[0]))
+                    r = r + c(p + "conv5", torch.cat(xs, 1), act=False)
+                trunk = torch.add(trunk, r, alpha=0.2)
+            feat = (feat + c("conv_body", trunk.to(dtype), act=False)).to(dtype)
+            feat = c("conv_up1", F.interpolate(feat, scale_factor=2, mode="nearest"))
+            feat = c("conv_up2", F.interpolate(feat, scale_factor=2, mode="nearest"))
+            return c("conv_last", c("conv_hr", feat), act=False).float()
 
     return run
 
