@@ -30,15 +30,23 @@ __all__ = ["upscale_face", "upscale_frame"]
 __version__ = "0.1.0"
 
 
-def _model(model: Any, device: Any) -> Any:
-    """A loaded network or runner; names and paths go through the model zoo."""
+def _model(model: Any, device: Any, dtype: Any) -> tuple[Any, Any]:
+    """(network or runner, dtype for the pipeline). Names and paths go through the model zoo;
+    with ``dtype`` None, networks get :func:`facesr.infer.pipeline.auto_runner` (on the CPU:
+    fused oneDNN convs, bf16 where the CPU has AMX-BF16)."""
     import os
+
+    import torch
 
     if model is None or isinstance(model, str | os.PathLike):
         from facesr.models import zoo
 
-        return zoo.load(model or zoo.default_model_name(), device=device)[0]
-    return model
+        model = zoo.load(model or zoo.default_model_name(), device=device)[0]
+    if dtype is None and isinstance(model, torch.nn.Module):
+        from facesr.infer.pipeline import auto_runner
+
+        return auto_runner(model, device=device)[0], torch.float32
+    return model, dtype or torch.float32
 
 
 def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: int = 16,
@@ -53,19 +61,21 @@ def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: 
             ``facesr-default`` when shipped, else ``realesrgan-x4plus``.
         tile, overlap: tile side and context in input pixels (memory bound; 0 = no tiling).
         device: where the network runs (``"cpu"``, ``"cuda"``).
-        dtype: ``torch.float16`` / ``torch.bfloat16`` run under autocast; default float32.
+        dtype: None (default) picks the fastest faithful path, as ``facesr upscale
+            --precision auto``: on the CPU fused oneDNN convs, in bf16 where the CPU has
+            AMX-BF16 (52 dB from float32), else float32; on CUDA fp16 autocast.
+            ``torch.float32`` runs plain float32; ``torch.float16`` / ``torch.bfloat16``
+            run under autocast.
 
     Returns:
         float32 (3, 4H, 4W) in [0, 1].
 
     Shape: (3, H, W) -> (3, 4H, 4W).
     """
-    import torch
-
     from facesr.infer.pipeline import upscale_face as _upscale_face
 
-    return _upscale_face(image, _model(model, device), tile=tile, overlap=overlap,
-                         device=device, dtype=dtype or torch.float32)
+    net, dtype = _model(model, device, dtype)
+    return _upscale_face(image, net, tile=tile, overlap=overlap, device=device, dtype=dtype)
 
 
 def upscale_frame(image: Tensor, model: Any = None, *, detector: Any = None,
@@ -89,13 +99,12 @@ def upscale_frame(image: Tensor, model: Any = None, *, detector: Any = None,
         landmarks in input pixels; ``.box``: the enhanced region; ``.image``: (3, 4h, 4w)),
         and ``.frame`` (3, 4H, 4W) or None.
     """
-    import torch
-
     from facesr.infer.faces import DEFAULT_DETECTOR, make_detector
     from facesr.infer.pipeline import upscale_frame as _upscale_frame
 
     if detector is None or isinstance(detector, str):
         detector = make_detector(detector or DEFAULT_DETECTOR)
-    return _upscale_frame(image, _model(model, device), detector, margin=margin,
-                          whole_frame=whole_frame, background=background, tile=tile,
-                          overlap=overlap, device=device, dtype=dtype or torch.float32)
+    net, dtype = _model(model, device, dtype)
+    return _upscale_frame(image, net, detector, margin=margin, whole_frame=whole_frame,
+                          background=background, tile=tile, overlap=overlap, device=device,
+                          dtype=dtype)

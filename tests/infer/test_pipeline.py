@@ -145,6 +145,18 @@ def test_package_api_takes_a_model_file_or_a_network(net, tmp_path):
     assert result.frame.shape == (3, 76, 92) and result.faces[0].face.score == 0.7
 
 
+def test_package_api_default_is_the_auto_path_and_float32_is_eager(net):
+    import facesr
+    from facesr.infer.pipeline import auto_runner, torch_runner
+
+    img = _frame(21, 18)
+    eager = upscale_face(img, torch_runner(net))
+    assert torch.equal(facesr.upscale_face(img, model=net, dtype=torch.float32), eager)
+    auto = facesr.upscale_face(img, model=net)
+    assert torch.equal(auto, upscale_face(img, auto_runner(net)[0]))
+    assert (auto - eager).abs().max() < 0.05  # bf16 on AMX CPUs, else fp32
+
+
 def test_import_facesr_stays_cheap():
     import subprocess
     import sys

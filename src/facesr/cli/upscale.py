@@ -30,11 +30,8 @@ from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
     NOTICE,
     SMALL,
+    auto_runner,
     choose_mode,
-    cpu_has_amx_bf16,
-    fused_cpu_available,
-    fused_cpu_runner,
-    torch_runner,
     upscale_face,
     upscale_frame,
 )
@@ -52,7 +49,6 @@ from facesr.io import (
     write_video,
 )
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
             "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
             "--background": ("bicubic", "lanczos"), "--format": ("png", "tif", "jpg")}
@@ -95,7 +91,7 @@ def _face_record(face: Face) -> dict:
 
 def _load(model: str | None, backend: str, device: str, precision: str, threads: int | None):
     """(runner, model info dict, precision used) or typer.BadParameter."""
-    from facesr.models import RRDBNet, zoo
+    from facesr.models import zoo
 
     try:
         name = model or zoo.default_model_name()
@@ -115,16 +111,8 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda, but this PyTorch has no usable CUDA GPU")
         net, info = zoo.load(name, device=device)
-        fused = (device == "cpu" and fused_cpu_available() and isinstance(net, RRDBNet)
-                 and net.scale == 4)
-        if precision == "auto":
-            precision = ("fp16" if device == "cuda" else
-                         "bf16" if fused and cpu_has_amx_bf16() else "fp32")
-        if fused and precision in ("fp32", "bf16"):
-            return (fused_cpu_runner(net, dtype=_DTYPES[precision]), info.record(),
-                    precision + " fused")
-        runner = torch_runner(net, device=device, dtype=_DTYPES[precision])
-        return runner, info.record(), precision + (" autocast" if precision != "fp32" else "")
+        runner, label = auto_runner(net, device=device, precision=precision)
+        return runner, info.record(), label
     except (FileNotFoundError, ValueError, ImportError) as e:
         raise typer.BadParameter(str(e), param_hint="--model / --backend / --device") from None
 

@@ -112,6 +112,35 @@ def torch_runner(model: nn.Module, *, device: torch.device | str = "cpu",
     return run
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def auto_runner(model: nn.Module, *, device: torch.device | str = "cpu",
+                precision: str = "auto") -> tuple[Runner, str]:
+    """The fastest faithful way to run ``model`` here, and a label saying what it is.
+
+    ``precision="auto"``: CUDA runs fp16 autocast; the CPU runs :func:`fused_cpu_runner` for
+    x4 RRDBNets, in bf16 on CPUs with AMX-BF16 (measured 5-6x faster than eager fp32, 52 dB
+    from it) and fp32 elsewhere; other networks run :func:`torch_runner` in fp32.
+    ``"fp32"``, ``"bf16"``, ``"fp16"`` force a precision (fused on the CPU where possible).
+
+    Returns:
+        ``(runner, label)``, label e.g. ``"bf16 fused"``, ``"fp16 autocast"``, ``"fp32"``.
+    """
+    if precision not in ("auto", *PRECISIONS):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    dev = torch.device(device)
+    fused = (dev.type == "cpu" and fused_cpu_available() and isinstance(model, RRDBNet)
+             and model.scale == 4)
+    if precision == "auto":
+        precision = ("fp16" if dev.type == "cuda" else
+                     "bf16" if fused and cpu_has_amx_bf16() else "fp32")
+    if fused and precision in ("fp32", "bf16"):
+        return fused_cpu_runner(model, dtype=PRECISIONS[precision]), precision + " fused"
+    runner = torch_runner(model, device=dev, dtype=PRECISIONS[precision])
+    return runner, precision + (" autocast" if precision != "fp32" else "")
+
+
 def fused_cpu_available() -> bool:
     """True where :func:`fused_cpu_runner` runs: an x86-64 CPU and a PyTorch with oneDNN."""
     return (torch.backends.mkldnn.is_available()
