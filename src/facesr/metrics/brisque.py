@@ -52,10 +52,9 @@ from facesr.metrics._matlab import (
     aggd_features,
     circshift,
     fit_ggd,
-    gray_uint8,
     imresize,
+    metric_gray,
     mscn,
-    y_bt601,
 )
 from facesr.metrics.errors import WeightsUnavailableError
 from facesr.metrics.scorer import find_weights
@@ -234,9 +233,7 @@ def brisque(img: Tensor, model: BrisqueModel, *, color: str = "gray",
             ``"y"`` = rounded BT.601 Y.
         crop_border: pixels removed from each side first.
     """
-    g = gray_uint8(img) if color == "gray" else y_bt601(img, quantize=True)
-    if crop_border:
-        g = g[crop_border:-crop_border, crop_border:-crop_border]
+    g = metric_gray(img, color, crop_border)
     if min(g.shape) < MIN_SIDE:
         raise ValueError(f"image {g.shape[1]}x{g.shape[0]} px is smaller than BRISQUE's "
                          f"{MIN_SIDE} px minimum")

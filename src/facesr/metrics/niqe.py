@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from facesr.metrics._matlab import aggd_features, circshift, gray_uint8, imresize, mscn, y_bt601
+from facesr.metrics._matlab import aggd_features, circshift, imresize, metric_gray, mscn
 
 BLOCK = 96
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -117,7 +117,5 @@ def niqe(img: Tensor, mu_pris: np.ndarray, cov_pris: np.ndarray, *, color: str =
             ``"y"`` = rounded BT.601 Y (BasicSR's ``calculate_niqe`` convention).
         crop_border: pixels removed from each side first.
     """
-    g = gray_uint8(img) if color == "gray" else y_bt601(img, quantize=True)
-    if crop_border:
-        g = g[crop_border:-crop_border, crop_border:-crop_border]
+    g = metric_gray(img, color, crop_border)
     return niqe_score(g, mu_pris, cov_pris)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from facesr.metrics._matlab import gray_uint8, mscn, y_bt601
+from facesr.metrics._matlab import metric_gray, mscn
 
 BLOCK = 16
 ACTIVITY = 0.1  # block variance above which a block is "spatially active"
@@ -104,7 +104,5 @@ def piqe(img: Tensor, *, color: str = "gray", crop_border: int = 0) -> float:
             ``"y"`` = rounded BT.601 Y.
         crop_border: pixels removed from each side first.
     """
-    g = gray_uint8(img) if color == "gray" else y_bt601(img, quantize=True)
-    if crop_border:
-        g = g[crop_border:-crop_border, crop_border:-crop_border]
+    g = metric_gray(img, color, crop_border)
     return piqe_score(g)

