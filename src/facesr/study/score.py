@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from facesr.eval.stats import mean_ci
 from facesr.study.design import Study
 from facesr.study.page import RANKINGS_FORMAT, RANKINGS_VERSION
 
@@ -101,8 +101,7 @@ def mean_opinion_rank(rankings: Sequence[RaterRankings]) -> list[MethodRank]:
     rows = []
     for method, xs in ranks.items():
         a = np.asarray(xs, dtype=np.float64)
-        n = a.size
-        std = float(a.std(ddof=1)) if n > 1 else math.nan
-        ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
-        rows.append(MethodRank(method, float(a.mean()), std, ci, n, float((a == 1).mean())))
+        m = mean_ci(xs)
+        std = float(a.std(ddof=1)) if m.n > 1 else math.nan
+        rows.append(MethodRank(method, m.mean, std, m.half_width, m.n, float((a == 1).mean())))
     return sorted(rows, key=lambda m: (m.mor, m.method))
