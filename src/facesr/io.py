@@ -179,6 +179,42 @@ def rgb_to_bgr_uint8(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(to_uint8(arr)[..., ::-1])
 
 
+def encode_image(img: np.ndarray | torch.Tensor, ext: str, *, bits: int = 8,
+                 jpeg_quality: int = 95, png_compression: int | None = None) -> bytes:
+    """Encode an RGB image as the file bytes of format ``ext`` (``".png"``, ``".jpg"``, ...).
+
+    Args:
+        img: float RGB, HWC array or (3, H, W) tensor, in [0, 1].
+        bits: 8 or 16 (16 only for PNG/TIFF).
+        png_compression: zlib level 0-9 for PNG (None: OpenCV's default).
+
+    Raises:
+        ValueError: not an RGB image, an unsupported format or bit depth.
+        OSError: the encoder failed.
+    """
+    arr = to_array(img) if isinstance(img, torch.Tensor) else np.asarray(img, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an RGB HWC image, got shape {arr.shape}")
+    ext = ext.lower()
+    if ext not in IMAGE_EXTS:
+        raise ValueError(f"unsupported output format {ext!r}")
+    if bits == 16:
+        if ext not in (".png", ".tif", ".tiff"):
+            raise ValueError("16-bit output needs .png or .tif")
+        out = (np.clip(arr, 0, 1) * 65535.0 + 0.5).astype(np.uint16)[..., ::-1]
+    elif bits == 8:
+        out = to_uint8(arr)[..., ::-1]
+    else:
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext in (".jpg", ".jpeg") else []
+    if ext == ".png" and png_compression is not None:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+    ok, enc = cv2.imencode(ext, np.ascontiguousarray(out), params)
+    if not ok:
+        raise OSError(f"could not encode image as {ext}")
+    return enc.tobytes()
+
+
 def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor, *, bits: int = 8,
                 jpeg_quality: int = 95) -> Path:
     """Write an RGB image atomically (temp file + rename); the format follows the suffix.
@@ -188,25 +224,11 @@ def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor, *, bits
         bits: 8 or 16 (16 only for PNG/TIFF).
     """
     p = Path(path)
-    arr = to_array(img) if isinstance(img, torch.Tensor) else np.asarray(img, dtype=np.float32)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB HWC image, got shape {arr.shape}")
-    ext = p.suffix.lower()
-    if ext not in IMAGE_EXTS:
-        raise ValueError(f"{p}: unsupported output format {ext!r}")
-    if bits == 16:
-        if ext not in (".png", ".tif", ".tiff"):
-            raise ValueError(f"{p}: 16-bit output needs .png or .tif")
-        out = (np.clip(arr, 0, 1) * 65535.0 + 0.5).astype(np.uint16)[..., ::-1]
-    elif bits == 8:
-        out = to_uint8(arr)[..., ::-1]
-    else:
-        raise ValueError(f"bits must be 8 or 16, got {bits}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext in (".jpg", ".jpeg") else []
-    ok, enc = cv2.imencode(ext, np.ascontiguousarray(out), params)
-    if not ok:
-        raise OSError(f"{p}: could not encode image")
-    atomic_write_bytes(p, enc.tobytes())
+    try:
+        data = encode_image(img, p.suffix, bits=bits, jpeg_quality=jpeg_quality)
+    except (ValueError, OSError) as e:
+        raise type(e)(f"{p}: {e}") from None
+    atomic_write_bytes(p, data)
     return p
 
 

@@ -20,9 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
-
-from facesr.io import read_image_array, rgb_to_bgr_uint8
+from facesr.io import encode_image, read_image_array
 from facesr.study._assets import SCRIPT, STYLE, TEMPLATE
 
 RANKINGS_FORMAT = "facesr-study-rankings"
@@ -45,12 +43,13 @@ def png_data_uri(path: str | os.PathLike) -> tuple[str, tuple[int, int]]:
     The pixels are decoded and re-encoded as 8-bit PNG, so no metadata of the file (which could
     name the method that wrote it) reaches the page.
     """
-    bgr = rgb_to_bgr_uint8(read_image_array(path))
-    ok, enc = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise OSError(f"{path}: could not encode as PNG")
-    uri = "data:image/png;base64," + base64.b64encode(enc.tobytes()).decode("ascii")
-    return uri, (bgr.shape[0], bgr.shape[1])
+    rgb = read_image_array(path)
+    try:
+        data = encode_image(rgb, ".png", png_compression=9)
+    except OSError as e:
+        raise OSError(f"{path}: {e}") from None
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return uri, (rgb.shape[0], rgb.shape[1])
 
 
 def render_page(study_id: str, items: Sequence[PageItem], *, size: int = 256,
