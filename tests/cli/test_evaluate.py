@@ -53,19 +53,6 @@ def kernels(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def nearest(tmp_path_factory) -> Path:
-    """A tiny RRDBNet that is exactly nearest-neighbour x4 (as in test_upscale)."""
-    net = RRDBNet(**TINY)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-        for conv in (net.conv_first, net.conv_up1, net.conv_up2, net.conv_hr, net.conv_last):
-            for c in range(3):
-                conv.weight[c, c, 1, 1] = 1.0
-    return save_rrdb(tmp_path_factory.mktemp("model") / "nearest.safetensors", net)
-
-
 def test_synthetic_writes_tables_images_report_and_run_record(tmp_path, kernels, nearest):
     hq = _faces(tmp_path / "hq", n=3)
     out = tmp_path / "out"

@@ -195,20 +195,8 @@ def test_video_frames_with_stride_get_their_own_outputs(tmp_path, model_file):
     assert rec["mode"] == "frame" and rec["mode_reason"] == "video frame"
 
 
-def _nearest_model(path: Path) -> Path:
-    """A tiny RRDBNet that is exactly nearest-neighbour x4 (RGB carried in 3 channels)."""
-    net = RRDBNet(**TINY)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-        for conv in (net.conv_first, net.conv_up1, net.conv_up2, net.conv_hr, net.conv_last):
-            for c in range(3):
-                conv.weight[c, c, 1, 1] = 1.0
-    return save_rrdb(path, net)
-
-
-def test_save_video_writes_the_x4_frames_in_order_and_resumes(tmp_path):
-    model_file = _nearest_model(tmp_path / "nearest.safetensors")
+def test_save_video_writes_the_x4_frames_in_order_and_resumes(tmp_path, nearest):
+    model_file = nearest
     path = tmp_path / "clip.avi"
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (40, 32))
     for k in range(6):
