@@ -199,18 +199,14 @@ def _methods(given: str, device: str, tile: int, threads: int | None) -> list:
 
 def _load_metrics(names: list[str], weights: Path | None, device: str, crop_border: int):
     """Every metric loaded now, so missing weights stop the run before any work (exit 2)."""
-    from facesr.eval.scoring import MetricSet
+    from facesr.eval.scoring import MetricLoadError, MetricSet
 
-    scorers = {}
-    for n in names:
-        try:
-            scorers.update(MetricSet.load([n], weights_dir=weights, device=device,
-                                          crop_border=crop_border).scorers)
-        except (FileNotFoundError, NotImplementedError, ValueError, ImportError) as e:
-            err.print(f"metric {n} cannot be used: {e}. Give the folder with --weights DIR, "
-                      f"or leave {n} out of --metrics.", soft_wrap=True, markup=False)
-            raise typer.Exit(2) from None
-    return MetricSet(names, scorers)
+    try:
+        return MetricSet.load(names, weights_dir=weights, device=device, crop_border=crop_border)
+    except MetricLoadError as e:
+        err.print(f"{e}. Give the folder with --weights DIR, or leave {e.metric} out of "
+                  "--metrics.", soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
 
 
 def _files(given: list[Path], out_dir: Path, expand: Callable[[], list[Path]],

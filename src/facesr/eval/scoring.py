@@ -49,6 +49,14 @@ def check_metrics(names: list[str], with_reference: bool) -> None:
                              f"faces have none: use no-reference metrics ({', '.join(noref)})")
 
 
+class MetricLoadError(Exception):
+    """A metric of a benchmark cannot be loaded (its weights are missing, ...)."""
+
+    def __init__(self, metric: str, cause: Exception) -> None:
+        super().__init__(f"metric {metric} cannot be used: {cause}")
+        self.metric = metric
+
+
 @dataclass
 class MetricSet:
     """Loaded metrics; ``score(pred, ref)`` -> (scores with None for failures, notes)."""
@@ -62,13 +70,20 @@ class MetricSet:
         """Load every metric's weights now.
 
         Raises:
-            facesr.metrics.WeightsUnavailableError: a metric's weight file is missing.
+            MetricLoadError: a metric cannot be loaded (a missing weight file, ...); it names
+                the metric.
             KeyError: an unknown name.
         """
         from facesr.metrics import Scorer
 
-        return cls(list(names), {n: Scorer([n], weights_dir=weights_dir, device=device,
-                                           crop_border=crop_border) for n in names})
+        scorers = {}
+        for n in names:
+            try:
+                scorers[n] = Scorer([n], weights_dir=weights_dir, device=device,
+                                    crop_border=crop_border)
+            except (FileNotFoundError, NotImplementedError, ValueError, ImportError) as e:
+                raise MetricLoadError(n, e) from e
+        return cls(list(names), scorers)
 
     def score(self, pred: Tensor, ref: Tensor | None = None
               ) -> tuple[dict[str, float | None], dict[str, str]]:
@@ -78,7 +93,7 @@ class MetricSet:
         notes: dict[str, str] = {}
         for name, scorer in self.scorers.items():
             try:
-                scores[name] = scorer(pred, ref)[name]
+                scores[name] = scorer.measure(name, pred, ref)
             except (ValueError, RuntimeError) as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 scores[name] = None

@@ -89,12 +89,19 @@ class Scorer:
                                "crop_border": crop_border}
         self._measures: dict[str, Measure] = {n: METRICS[n].build(ctx) for n in names}
 
+    def measure(self, name: str, pred: Tensor, ref: Tensor | None = None) -> float:
+        """One metric of this scorer on ``pred`` ((3, H, W), RGB in [0, 1]) and ``ref``.
+
+        Raises:
+            ValueError: the metric cannot score this image (e.g. too small), or it needs a
+                reference and ``ref`` is None.
+        """
+        if self.needs_reference[name] and ref is None:
+            raise ValueError(f"{name} needs a reference image")
+        return float(self._measures[name](pred, ref))
+
     def __call__(self, pred: Tensor, ref: Tensor | None = None) -> dict[str, float]:
         """Scores of ``pred`` ((3, H, W), RGB in [0, 1]); full-reference metrics need ``ref``
         of the same shape and are skipped (absent from the result) when it is None."""
-        out = {}
-        for n, measure in self._measures.items():
-            if self.needs_reference[n] and ref is None:
-                continue
-            out[n] = float(measure(pred, ref))
-        return out
+        return {n: self.measure(n, pred, ref) for n in self.names
+                if ref is not None or not self.needs_reference[n]}
