@@ -56,7 +56,7 @@ def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: 
     Args:
         image: float32 RGB (3, H, W) in [0, 1] (``facesr.io.read_image`` gives one).
         model: a model name (``"realesrgan-x4plus"``, ``"facesr-default"``), a weights
-            file, a loaded network (``facesr.models.zoo.load(...)[0]``: load once for many
+            file, a loaded network (``facesr.models.load(...)[0]``: load once for many
             images) or a runner such as ``facesr.infer.onnx_backend.OnnxRunner``; None picks
             ``facesr-default`` when shipped, else ``realesrgan-x4plus``.
         tile, overlap: tile side and context in input pixels (memory bound; 0 = no tiling).

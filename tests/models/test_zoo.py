@@ -34,6 +34,17 @@ def test_safetensors_file_loads_with_sha256_and_architecture(tiny_file):
     assert info.source == "test" and info.record()["arch"]["scale"] == 4
 
 
+def test_load_is_the_package_level_entry_point_the_readme_names(tiny_file):
+    import facesr.models
+
+    net, path = tiny_file
+    model, info = facesr.models.load(str(path))
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        assert torch.equal(model(x), net.eval()(x))
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_safetensors_without_facesr_metadata_or_with_unknown_version_is_refused(tmp_path,
                                                                                  tiny_file):
     net, _ = tiny_file

@@ -12,13 +12,19 @@ from facesr.models.rrdb import (
     load_rrdb,
     save_rrdb,
 )
+from facesr.models.zoo import MODELS, ModelInfo, available, default_model_name, load
 
 __all__ = [
     "ESRGAN_KEY_MAP",
+    "MODELS",
+    "ModelInfo",
     "PatchDiscriminator",
     "RRDBNet",
     "arch_from_state_dict",
+    "available",
     "convert_state_dict",
+    "default_model_name",
+    "load",
     "load_rrdb",
     "patch_map_size",
     "save_rrdb",
