@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,20 +27,11 @@ import typer
 
 from facesr.cli._common import BatchReport, err, out, progress
 from facesr.cli.pairs import hq_files, load_pools, pair_names, parse_overrides
-from facesr.io import (
-    InputError,
-    append_jsonl,
-    atomic_write_text,
-    read_image,
-    read_jsonl,
-    sha256_file,
-    write_image,
-)
+from facesr.eval.folder import Prepare
+from facesr.io import InputError, atomic_write_text, sha256_file
 
 SCALE = 4
 RESERVED = ("lr", "hr")  # image folders of the layout; no method may take these names
-# prepare(image, name) -> (lr, hr or None, extra fields for the input record)
-Prepare = Callable[..., tuple]
 
 
 # ----------------------------------------------------------------------------- options
@@ -227,80 +217,30 @@ def _files(given: list[Path], out_dir: Path, expand: Callable[[], list[Path]],
 
 
 # ----------------------------------------------------------------------------- the run
-def _versions() -> dict:
-    import cv2
-    import numpy
-    import torch
-
-    import facesr
-
-    return {"facesr": facesr.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": numpy.__version__, "opencv": cv2.__version__}
-
-
-def _history(run_file: Path) -> list:
-    """Earlier runs into the same folder (each: start, duration, methods, image counts)."""
-    try:
-        old = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    hist = old.get("history") if isinstance(old, dict) else None
-    return hist if isinstance(hist, list) else []
-
-
-def _check_folder(out_dir: Path, settings: dict, meths: list, overwrite: bool) -> list[dict]:
-    """The reusable records of ``out_dir``. Refuses (exit 2) to mix in results made with other
-    settings or models; ``overwrite`` deletes all earlier results and their images instead."""
-    from facesr.eval.records import identity_conflicts, index_records, settings_diff
-
-    run_file, rec_file = out_dir / "run.json", out_dir / "records.jsonl"
-    records = read_jsonl(rec_file)
-    if overwrite:
-        images = (out_dir / "images").resolve()
-        for r in records:
-            folders = [r.get("method")] if r.get("type") == "result" else ["lr", "hr"]
-            for folder in folders:
-                p = (images / str(folder) / f"{r.get('image')}.png").resolve()
-                if images in p.parents:
-                    p.unlink(missing_ok=True)
-        rec_file.unlink(missing_ok=True)
-        return []
-    problems = []
-    if run_file.exists():
-        try:
-            old = json.loads(run_file.read_text(encoding="utf-8")).get("settings", {})
-        except (OSError, ValueError, AttributeError):
-            old = {"run.json": "unreadable"}
-        diff = settings_diff(old, json.loads(json.dumps(settings)))
-        if diff:
-            problems.append(f"other settings (changed: {', '.join(diff)})")
-    elif records:
-        problems.append("unknown settings (records.jsonl without run.json)")
-    _, results = index_records(records)
-    conflicts = identity_conflicts(results.values(), {m.name: m.identity for m in meths})
-    if conflicts:
-        problems.append("other models under the same names (" + "; ".join(conflicts) + ")")
-    if problems:
-        err.print(f"{out_dir} holds results made with {' and '.join(problems)}; pass "
-                  "--overwrite to discard them, or choose another --out (nothing was changed)",
-                  soft_wrap=True, markup=False)
-        raise typer.Exit(2)
-    return records
-
-
 def _evaluate(files: list[tuple[Path, str]], meths: list, scorers, out_dir: Path,
               settings: dict, prepare: Prepare, overwrite: bool, extra: dict) -> None:
+    from facesr.eval.folder import (
+        FolderConflict,
+        evaluate_image,
+        history,
+        reusable_records,
+        versions,
+    )
     from facesr.eval.records import index_records
 
     t_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    inputs, results = index_records(_check_folder(out_dir, settings, meths, overwrite))
-    history = [] if overwrite else _history(out_dir / "run.json")
+    try:
+        inputs, results = index_records(reusable_records(out_dir, settings, meths, overwrite))
+    except FolderConflict as e:
+        err.print(str(e), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from None
+    earlier = [] if overwrite else history(out_dir / "run.json")
     run = {"command": f"facesr evaluate {settings['mode']}", "settings": settings,
            "methods": [{**m.record, "spec": m.spec, "identity": m.identity} for m in meths],
-           **extra, "versions": _versions(), "finished": False,
+           **extra, "versions": versions(), "finished": False,
            "started": datetime.now(UTC).isoformat(timespec="seconds"),
-           "history": history}
+           "history": earlier}
     atomic_write_text(out_dir / "run.json", json.dumps(run, indent=2) + "\n")
     report, stale = BatchReport(), set()
     with progress() as bar:
@@ -308,7 +248,8 @@ def _evaluate(files: list[tuple[Path, str]], meths: list, scorers, out_dir: Path
         for path, name in files:
             bar.update(task, note=name)
             try:
-                status = _image(path, name, meths, scorers, prepare, inputs, results, out_dir)
+                status = evaluate_image(path, name, meths, scorers, prepare, inputs, results,
+                                        out_dir)
             except InputError as e:
                 report.fail(path, str(e))
                 stale.add(name)
@@ -327,56 +268,10 @@ def _evaluate(files: list[tuple[Path, str]], meths: list, scorers, out_dir: Path
               "failed": len(report.failed)}
     elapsed = round(time.perf_counter() - t_start, 2)
     run.update(finished=True, images=counts, elapsed_s=elapsed,
-               history=[*history, {"started": run["started"], "elapsed_s": elapsed,
+               history=[*earlier, {"started": run["started"], "elapsed_s": elapsed,
                                    "methods": [m.name for m in meths], "images": counts}])
     _write_outputs(out_dir, names, inputs, results, meths, scorers.names, settings, run)
     report.finish("images")
-
-
-def _image(path: Path, name: str, meths: list, scorers, prepare: Prepare, inputs: dict,
-           results: dict, out_dir: Path) -> str:
-    """Compute what is missing for one image: ``"skipped"``, ``"done"`` or the failures.
-
-    Raises:
-        InputError: unreadable, or changed since its recorded results (kept out of the tables).
-    """
-    from facesr.degrade.jpeg import quantize8
-
-    rec_file, img_dir = out_dir / "records.jsonl", out_dir / "images"
-    todo = [m for m in meths if (name, m.name) not in results
-            or not (img_dir / m.name / f"{name}.png").is_file()]
-    digest = sha256_file(path) if path.is_file() else None
-    old = inputs.get(name)
-    if old is not None and old.get("sha256") != digest:
-        raise InputError(path, f"changed since its results in {out_dir} were recorded; pass "
-                         "--overwrite or use another --out")
-    if old is not None and not todo:
-        return "skipped"
-    lr, hr, more = prepare(read_image(path), name)
-    for folder, img in (("lr", lr), ("hr", hr)):
-        if img is not None and (old is None or not (img_dir / folder / f"{name}.png").is_file()):
-            write_image(img_dir / folder / f"{name}.png", img)
-    if old is None:
-        inputs[name] = {"type": "input", "image": name, "source": str(path), "sha256": digest,
-                        "lr_size": list(lr.shape[-2:]), **more}
-        append_jsonl(rec_file, inputs[name])
-    failures = []
-    for m in todo:
-        t0 = time.perf_counter()
-        try:
-            sr = quantize8(m.run(lr))  # scored as saved: 8 bits
-        except (RuntimeError, ValueError) as e:  # e.g. out of memory: the other methods go on
-            first = (str(e).strip().splitlines() or [""])[0]
-            failures.append(f"{m.name} failed ({type(e).__name__}: {first})")
-            continue
-        secs = time.perf_counter() - t0
-        write_image(img_dir / m.name / f"{name}.png", sr)
-        scores, notes = scorers.score(sr, hr)
-        results[(name, m.name)] = {"type": "result", "image": name, "method": m.name,
-                                   "identity": m.identity, "scores": scores, "notes": notes,
-                                   "seconds": round(secs, 4)}
-        append_jsonl(rec_file, results[(name, m.name)])
-    return "; ".join(failures) or "done"
 
 
 def _write_outputs(out_dir: Path, names: list[str], inputs: dict, results: dict, meths: list,

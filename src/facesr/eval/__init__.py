@@ -1,6 +1,6 @@
 """Benchmarks: methods (classical resampling, x4 models) scored on synthetic or real faces.
 
-The pieces ``facesr evaluate`` is made of, none of which writes files:
+The pieces ``facesr evaluate`` is made of, none of which writes files but the last:
 
 - :mod:`facesr.eval.methods`: ``bicubic``, ``lanczos``, model names and weight files as one
   ``Method`` (``run(lr) -> sr``);
@@ -11,7 +11,9 @@ The pieces ``facesr evaluate`` is made of, none of which writes files:
 - :mod:`facesr.eval.stats`, :mod:`facesr.eval.tables`: mean and t-interval per method, as
   Markdown and CSV;
 - :mod:`facesr.eval.report`: the side-by-side HTML page;
-- :mod:`facesr.eval.records`: resume bookkeeping.
+- :mod:`facesr.eval.records`: resume bookkeeping;
+- :mod:`facesr.eval.folder`: the output folder: which earlier results are reusable, and one
+  image's work (inputs and outputs written, results recorded).
 """
 
 from facesr.eval.methods import CLASSICAL, Method, method_name, resolve_methods
