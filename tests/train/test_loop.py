@@ -43,17 +43,32 @@ def _losses(tag: str) -> tuple[list[float], Callable]:
     return seen, on_step
 
 
-def test_tiny_model_overfits_one_pair(tiny: Tiny, pools: Pools, tmp_path: Path) -> None:
+@pytest.mark.parametrize("amp_cpu", ["none", "bf16"])
+def test_tiny_model_overfits_one_pair(tiny: Tiny, pools: Pools, tmp_path: Path,
+                                      amp_cpu: str) -> None:
     face = _symmetric_face(tmp_path / "one.png")
     cfg = tiny(f"data.hq=[{face}]", "data.factors=[1.0]", "data.val_fraction=0",
                "data.preset=bicubic", "optim.lr=5e-3", "train.batch=1",
-               "train.iterations=200", "train.checkpoint_every=200", "train.ema_decay=0")
+               "train.iterations=200", "train.checkpoint_every=200", "train.ema_decay=0",
+               f"train.amp_cpu={amp_cpu}")
     seen, on_step = _losses("train/l_pix")
     train(cfg, tmp_path / "run", pools=pools, on_step=on_step)
     assert len(seen) == 200
     first, last = seen[0], float(np.mean(seen[-10:]))
     assert first > 0.3  # an untrained RRDBNet outputs ~0
     assert last < first / 10, f"L1 fell only from {first:.4f} to {last:.4f}"
+
+
+def test_cpu_bf16_autocast_is_used_only_when_asked(tiny: Tiny, pools: Pools,
+                                                   tmp_path: Path) -> None:
+    def weights(name: str, *sets: str) -> dict[str, torch.Tensor]:
+        cfg = tiny("train.iterations=2", "train.checkpoint_every=2", "train.ema_decay=0", *sets)
+        train(cfg, tmp_path / name, pools=pools)
+        return load_file(tmp_path / name / "model.safetensors")
+
+    fp32, again, bf16 = weights("a"), weights("b"), weights("c", "train.amp_cpu=bf16")
+    assert all(torch.equal(fp32[k], again[k]) for k in fp32)  # fp32 is deterministic...
+    assert not all(torch.equal(fp32[k], bf16[k]) for k in fp32)  # ...and bf16 is another path
 
 
 def test_gan_stage_trains_both_networks(tiny: Tiny, pools: Pools, tmp_path: Path) -> None:

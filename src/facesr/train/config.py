@@ -154,6 +154,9 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:1
     amp: Literal["bf16", "fp16", "none"] = "bf16"  # cuda only; no-op on CPU
+    # bf16 autocast on CPU too: about 2x faster per step on CPUs with AMX / AVX512-BF16
+    # (RRDB-23, batch 4, LR 16 px: 1.2 s vs 2.7 s); off by default (fp32 is bit-exact)
+    amp_cpu: Literal["bf16", "none"] = "none"
     channels_last: bool = True  # cuda only; no-op on CPU
     workers: int = 4  # DataLoader processes (0: load in the training process)
     threads: int = 0  # CPU intra-op threads (torch.set_num_threads, set by the CLI); 0: default

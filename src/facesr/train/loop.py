@@ -162,14 +162,17 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     gan = t.stage == "gan"
     device = resolve_device(t.device, world)
     cuda = device.type == "cuda"
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if cuda else None
+    if cuda:
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
+    else:
+        amp = torch.bfloat16 if t.amp_cpu == "bf16" else None
     mem = torch.channels_last if cuda and t.channels_last else torch.contiguous_format
     config_yaml = config_to_yaml(cfg)
     if not resume and (run_dir / POINTER).exists():
         raise FileExistsError(f"{run_dir} already holds a run: resume it or choose a new one")
 
     def autocast():
-        return torch.autocast("cuda", dtype=amp) if amp is not None else nullcontext()
+        return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
 
     # ---------------------------------------------------------------- data
     degrade = cfg.data.degradation()
