@@ -71,6 +71,28 @@ def test_cpu_bf16_autocast_is_used_only_when_asked(tiny: Tiny, pools: Pools,
     assert not all(torch.equal(fp32[k], bf16[k]) for k in fp32)  # ...and bf16 is another path
 
 
+def test_distillation_pulls_the_student_towards_the_teacher(tiny: Tiny, pools: Pools,
+                                                            tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    teacher = RRDBNet(**tiny().model.__dict__)
+    with torch.no_grad():
+        teacher.conv_last.bias.fill_(0.6)  # a teacher far from any untrained student
+    path = save_rrdb(tmp_path / "teacher.safetensors", teacher, source="test")
+    cfg = tiny(f"loss.teacher={path}", "loss.l_teacher=10", "optim.lr=2e-3",
+               "train.iterations=60", "train.checkpoint_every=60", "train.ema_decay=0")
+    seen, on_step = _losses("train/l_teacher")
+    train(cfg, tmp_path / "run", pools=pools, on_step=on_step)
+    assert seen and seen[0] > 0.2
+    assert float(np.mean(seen[-3:])) < seen[0] / 4, f"teacher L1 fell only to {seen[-3:]}"
+
+
+def test_distillation_needs_a_teacher_and_a_weight(tiny: Tiny, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="loss.teacher"):
+        tiny("loss.l_teacher=1")
+    with pytest.raises(ConfigError, match="l_teacher"):
+        tiny(f"loss.teacher={tmp_path / 'x.safetensors'}")
+
+
 def test_gan_stage_trains_both_networks(tiny: Tiny, pools: Pools, tmp_path: Path) -> None:
     cfg = tiny("train.stage=gan", "train.iterations=3", "train.checkpoint_every=1",
                "train.keep_checkpoints=5", "loss.l_lpips=0.01", "optim.grad_clip=10.0")

@@ -105,18 +105,24 @@ class DiscConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Generator loss weights of the GAN stage (the PSNR stage uses plain L1)."""
+    """Generator loss weights of the GAN stage (the PSNR stage uses plain L1), and the
+    distillation term of both stages: ``l_teacher`` * L1(G(lr), teacher(lr))."""
 
     l_pix: float = 0.01
     l_adv: float = 0.005
     l_lpips: float = 0.001  # as printed in the paper; RealSR used VGG with weight 1.0
     lpips_backbone: str | None = field(default=None, metadata=PATH)  # None: standard lookup
     lpips_linear: str | None = field(default=None, metadata=PATH)  # None: standard lookup
+    l_teacher: float = 0.0  # 0: no distillation
+    teacher: str | None = field(default=None, metadata=PATH)  # x4 weights file (any RRDBNet)
 
     def __post_init__(self) -> None:
-        for name in ("l_pix", "l_adv", "l_lpips"):
+        for name in ("l_pix", "l_adv", "l_lpips", "l_teacher"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if (self.l_teacher > 0) != (self.teacher is not None):
+            raise ConfigError("distillation needs both loss.teacher (a weights file) and "
+                              "loss.l_teacher > 0; give both or neither")
 
 
 @dataclass(frozen=True)

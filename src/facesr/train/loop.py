@@ -127,6 +127,17 @@ def _load_init(g: RRDBNet, path: str) -> None:
     g.load_state_dict(src.state_dict())
 
 
+def _load_teacher(path: str, scale: int) -> RRDBNet:
+    """The frozen distillation teacher (any RRDBNet weights file of the same scale)."""
+    try:
+        teacher = load_rrdb(path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"loss.teacher {path}: {e}") from None
+    if teacher.arch()["scale"] != scale:
+        raise ConfigError(f"loss.teacher {path} is x{teacher.arch()['scale']}, the model x{scale}")
+    return teacher.eval().requires_grad_(False)
+
+
 def _optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module,
                     scaler: torch.amp.GradScaler, clip: float | None) -> Tensor | None:
     """Backward ``loss`` and step ``opt`` through the scaler, clipping ``net``'s gradients to
@@ -212,6 +223,9 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     lr_d = cfg.optim.lr if cfg.optim.lr_d is None else cfg.optim.lr_d
     opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas) if d is not None else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
+    teacher = None
+    if cfg.loss.teacher is not None:
+        teacher = _load_teacher(cfg.loss.teacher, cfg.model.scale).to(device, memory_format=mem)
     lpips = None
     if gan and cfg.loss.l_lpips > 0:
         lpips = load_lpips(cfg.loss.lpips_backbone, cfg.loss.lpips_linear, device=device)
@@ -307,9 +321,14 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         if d is not None:
             d.requires_grad_(False)
         with autocast():
+            teacher_sr = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_sr = teacher(x)
             sr = g_train(x)
             loss_g, stats = generator_loss(sr, hr, d=d, lpips=lpips, l_pix=w.l_pix,
-                                           l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws)
+                                           l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
+                                           teacher_sr=teacher_sr, l_teacher=w.l_teacher)
         norm = _optimizer_step(opt_g, loss_g, g, scaler, cfg.optim.grad_clip)
         if norm is not None:
             stats["train/grad_norm_g"] = norm

@@ -61,9 +61,12 @@ def gather_batch(x: Tensor, world_size: int) -> Tensor:
 
 
 def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Module | None,
-                   l_pix: float, l_adv: float, l_lpips: float, world_size: int = 1
+                   l_pix: float, l_adv: float, l_lpips: float, world_size: int = 1,
+                   teacher_sr: Tensor | None = None, l_teacher: float = 0.0
                    ) -> tuple[Tensor, dict[str, Tensor]]:
     """PSNR stage (``d`` None): plain L1. GAN stage: ``l_pix*L1 + l_adv*RaGAN + l_lpips*LPIPS``.
+    With ``teacher_sr`` (a teacher's output on the same input) both add
+    ``l_teacher * L1(sr, teacher_sr)`` (distillation; logged as ``train/l_teacher``).
 
     ``d`` is called directly (not through DDP; its parameters should not require grad), once
     on ``hr`` without gradient and once on ``sr``.
@@ -77,15 +80,21 @@ def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Mod
     Shape: sr, hr (n, 3, H, W) -> scalars.
     """
     pix = l1(sr.float(), hr.float())
+    kd = l1(sr.float(), teacher_sr.float()) if teacher_sr is not None else None
     if d is None:
-        return pix, {"train/l_pix": pix.detach(), "train/l_g": pix.detach()}
+        loss = pix if kd is None else pix + l_teacher * kd
+        stats = {"train/l_pix": pix, "train/l_g": loss} | ({} if kd is None
+                                                           else {"train/l_teacher": kd})
+        return loss, {k: v.detach() for k, v in stats.items()}
     with torch.no_grad():
         real = gather_batch(d(hr).float(), world_size)
     adv = ragan_g_loss(real, gather_batch(d(sr).float(), world_size))
     perc = lpips(sr.float(), hr.float()).mean() if lpips is not None else pix.new_zeros(())
-    local = l_pix * pix + l_lpips * perc
+    local = l_pix * pix + l_lpips * perc + (l_teacher * kd if kd is not None else 0.0)
     loss = local + l_adv * adv
     stats = {"train/l_pix": pix, "train/l_adv": adv, "train/l_lpips": perc, "train/l_g": loss}
+    if kd is not None:
+        stats["train/l_teacher"] = kd
     return local + (l_adv * world_size) * adv, {k: v.detach() for k, v in stats.items()}
 
 
