@@ -1,6 +1,9 @@
-"""Training iterations/s of the shipped configs (configs/cpu-small.yaml, configs/paper.yaml).
+"""Training iterations/s of the shipped configs (cpu-small, cpu-rrdb23-ft and paper).
 
-    python benchmarks/train_step.py                          # both configs, this machine's CPU
+The configs are `configs/cpu-small.yaml`, `configs/cpu-rrdb23-ft.yaml` and `configs/paper.yaml`.
+
+    python benchmarks/train_step.py                          # cpu-small and paper, this CPU
+    python benchmarks/train_step.py --config cpu-rrdb23-ft   # RRDB-23 fine-tune, bf16 on CPU
     python benchmarks/train_step.py --config cpu-small --iterations 40
     python benchmarks/train_step.py --config paper --device cuda --iterations 50   # on a GPU
     python benchmarks/train_step.py --random-images          # no decoding of real faces
@@ -68,7 +71,7 @@ def bench(name: str, iterations: int, warmup: int, device: str, random: bool,
         f"data.hq={hq}", "data.val_fraction=0", "data.kernels=null", "data.noise=null",
         f"train.iterations={total}", f"train.checkpoint_every={total}",
         f"train.log_every={total}", "train.tensorboard=false", f"train.device={device}",
-        "loss.lpips_backbone=null", "loss.lpips_linear=null"])
+        "loss.lpips_backbone=null", "loss.lpips_linear=null", "train.init_g=null"])
     stamps: list[float] = []
 
     def on_step(done: int, total: int, logged: dict | None) -> None:
@@ -79,7 +82,7 @@ def bench(name: str, iterations: int, warmup: int, device: str, random: bool,
     threads = cfg.train.threads if threads is None else threads
     torch.set_num_threads(threads or DEFAULT_THREADS)
     t, dev = cfg.train, resolve_device(cfg.train.device, World())
-    amp = t.amp if dev.type == "cuda" else "none"
+    amp = t.amp if dev.type == "cuda" else t.amp_cpu
     print(f"{name}: stage {t.stage}, RRDBNet {cfg.model.num_block} blocks x "
           f"{cfg.model.num_feat} features, batch {t.batch} x {cfg.data.hr_patch} px HR, "
           f"{dev} ({torch.get_num_threads()} threads), amp {amp}, {t.workers} loader workers, "
@@ -96,7 +99,8 @@ def bench(name: str, iterations: int, warmup: int, device: str, random: bool,
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["cpu-small", "paper", "both"], default="both")
+    ap.add_argument("--config", choices=["cpu-small", "cpu-rrdb23-ft", "paper", "both", "all"],
+                    default="both", help="both: cpu-small and paper; all: the three")
     ap.add_argument("--iterations", type=int, default=20, help="timed iterations (cpu-small)")
     ap.add_argument("--paper-iterations", type=int, default=2, help="timed iterations (paper)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed first iterations (>= 1)")
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.warmup < 1 or args.iterations < 1 or args.paper_iterations < 1:
         ap.error("--warmup and the iteration counts must be >= 1")
-    names = ["cpu-small", "paper"] if args.config == "both" else [args.config]
+    names = {"both": ["cpu-small", "paper"], "all": ["cpu-small", "cpu-rrdb23-ft", "paper"]
+             }.get(args.config, [args.config])
     with tempfile.TemporaryDirectory(prefix="facesr-bench-") as tmp:
         for name in names:
             n = args.paper_iterations if name == "paper" else args.iterations
