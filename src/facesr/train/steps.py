@@ -80,21 +80,21 @@ def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Mod
     Shape: sr, hr (n, 3, H, W) -> scalars.
     """
     pix = l1(sr.float(), hr.float())
-    kd = l1(sr.float(), teacher_sr.float()) if teacher_sr is not None else None
+    stats = {"train/l_pix": pix}
+    local = pix if d is None else l_pix * pix
+    if teacher_sr is not None:
+        stats["train/l_teacher"] = kd = l1(sr.float(), teacher_sr.float())
+        local = local + l_teacher * kd
     if d is None:
-        loss = pix if kd is None else pix + l_teacher * kd
-        stats = {"train/l_pix": pix, "train/l_g": loss} | ({} if kd is None
-                                                           else {"train/l_teacher": kd})
-        return loss, {k: v.detach() for k, v in stats.items()}
+        stats["train/l_g"] = local
+        return local, {k: v.detach() for k, v in stats.items()}
     with torch.no_grad():
         real = gather_batch(d(hr).float(), world_size)
-    adv = ragan_g_loss(real, gather_batch(d(sr).float(), world_size))
+    stats["train/l_adv"] = adv = ragan_g_loss(real, gather_batch(d(sr).float(), world_size))
     perc = lpips(sr.float(), hr.float()).mean() if lpips is not None else pix.new_zeros(())
-    local = l_pix * pix + l_lpips * perc + (l_teacher * kd if kd is not None else 0.0)
-    loss = local + l_adv * adv
-    stats = {"train/l_pix": pix, "train/l_adv": adv, "train/l_lpips": perc, "train/l_g": loss}
-    if kd is not None:
-        stats["train/l_teacher"] = kd
+    stats["train/l_lpips"] = perc
+    local = local + l_lpips * perc
+    stats["train/l_g"] = local + l_adv * adv
     return local + (l_adv * world_size) * adv, {k: v.detach() for k, v in stats.items()}
 
 
