@@ -89,8 +89,8 @@ def reusable_records(out_dir: Path, settings: dict, meths: list, overwrite: bool
     return records
 
 
-def evaluate_image(path: Path, name: str, meths: list, scorers, prepare: Prepare, inputs: dict,
-           results: dict, out_dir: Path) -> str:
+def evaluate_image(path: Path, name: str, meths: list, scorers, prepare: Prepare,
+                   inputs: dict, results: dict, out_dir: Path) -> str:
     """Compute what is missing for one image: ``"skipped"``, ``"done"`` or the failures.
 
     Raises:
