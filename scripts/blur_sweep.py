@@ -19,14 +19,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from facesr.degrade.jpeg import jpeg_roundtrip, quantize8
-from facesr.degrade.kernels import blur_downsample, gaussian_kernel
+from facesr.degrade.degradation import DegradeParams, degrade
+from facesr.degrade.jpeg import quantize8
+from facesr.degrade.kernels import gaussian_kernel
 from facesr.degrade.pools import KernelPool
 from facesr.infer.pipeline import resample, torch_runner, upscale_face
 from facesr.io import read_image
 from facesr.metrics import psnr
 from facesr.models import load
 
+SIDE = 192  # HR faces are area-resized to SIDE px
+LR = (SIDE // 4, SIDE // 4)
 SIGMAS = (0.8, 1.2, 1.8, 2.5, 3.1)
 
 
@@ -47,16 +50,15 @@ def main() -> None:
     if args.kernels:
         pool = KernelPool.load(args.kernels)
         blurs |= {f"footage k{i}": pool.kernels[i] for i in (0, 5) if i < len(pool.kernels)}
-    hrs = [F.interpolate(read_image(f)[None], size=(192, 192), mode="area")[0] for f in files]
+    hrs = [F.interpolate(read_image(f)[None], size=(SIDE, SIDE), mode="area")[0] for f in files]
     runners = {m: torch_runner(load(m)[0]) for m in args.models}
     gains: dict[str, list[float]] = {m: [] for m in args.models}
     for name, k in blurs.items():
         gen = torch.Generator().manual_seed(0)
         per_model: dict[str, list[float]] = {m: [] for m in args.models}
         for hr in hrs:
-            lr = blur_downsample(hr[None], k, 4)[0]
-            lr = quantize8((lr + torch.randn(lr.shape, generator=gen) * 8 / 255).clamp(0, 1))
-            lr = jpeg_roundtrip(lr, 30)
+            noise = torch.randn(3, *LR, generator=gen) * 8 / 255  # sigma 8, then JPEG 30
+            lr = degrade(hr, DegradeParams(k, noise, 30, True, LR, {"scale": 4}))
             base = psnr(quantize8(resample(lr, 4, "bicubic"))[None], hr[None], crop_border=4)
             for m, run in runners.items():
                 sr = quantize8(upscale_face(lr, run))

@@ -8,13 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facesr.degrade.jpeg import jpeg_roundtrip, quantize8
-from facesr.degrade.kernels import blur_downsample, gaussian_kernel
+from facesr.degrade.degradation import DegradeParams, degrade
+from facesr.degrade.jpeg import quantize8
+from facesr.degrade.kernels import gaussian_kernel
 from facesr.infer.pipeline import auto_runner, resample, upscale_face
 from facesr.io import read_image
 from facesr.metrics import psnr, ssim
 from facesr.models import zoo
 
+SIDE = 192  # HR faces are area-resized to SIDE px
+LR = (SIDE // 4, SIDE // 4)
 SHIPPED = {"facesr-default": 10 * 2**20, "facesr-rrdb23": 40 * 2**20}  # name: size limit
 
 
@@ -50,10 +53,9 @@ def test_beats_bicubic_on_surveillance_degraded_faces_it_never_saw(shared: Path,
     files = sorted((shared / "data" / "faces_hq" / "ffhq512").glob("*.png"))[:6]
     hrs, srs, bics = [], [], []
     for f in files:
-        hr = F.interpolate(read_image(f)[None], size=(192, 192), mode="area")[0]
-        lr = blur_downsample(hr[None], k, 4)[0]
-        lr = quantize8((lr + torch.randn(lr.shape, generator=gen) * 8 / 255).clamp(0, 1))
-        lr = jpeg_roundtrip(lr, 30)
+        hr = F.interpolate(read_image(f)[None], size=(SIDE, SIDE), mode="area")[0]
+        noise = torch.randn(3, *LR, generator=gen) * 8 / 255  # sigma 8, then JPEG 30
+        lr = degrade(hr, DegradeParams(k, noise, 30, True, LR, {"scale": 4}))
         hrs.append(hr)
         srs.append(quantize8(upscale_face(lr, run)))
         bics.append(quantize8(resample(lr, 4, "bicubic")))
