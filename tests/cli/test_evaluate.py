@@ -67,8 +67,11 @@ def test_synthetic_writes_tables_images_report_and_run_record(tmp_path, kernels,
             assert float(t[f"{k}_ci_low"]) <= float(t[f"{k}_mean"]) <= float(t[f"{k}_ci_high"])
         assert t["ms_ssim_mean"] == "" and t["ms_ssim_n"] == "0"  # 56 px: too small
     assert "ms_ssim: not computed on 9 of 9 outputs" in r.output
-    md = (out / "table.md").read_text().strip().splitlines()
+    md = (out / "table.md").read_text().split("\n\n")[0].strip().splitlines()
     assert len(md) == 2 + len(methods) and md[0].startswith("| method | n | psnr ↑")
+    paired = (out / "paired.md").read_text().strip().splitlines()  # each method vs bicubic
+    assert paired[0].startswith("| method | Δpsnr vs bicubic") and len(paired) == 2 + 2
+    assert paired[2].startswith("| lanczos |") and "(" in paired[2]
     rows = _csv(out / "per_image.csv")
     assert len(rows) == 9 and list(rows[0])[:5] == ["image", "method", "psnr", "ssim", "ms_ssim"]
     assert all(row["ms_ssim"] == "" and "176" in row["notes"] for row in rows)

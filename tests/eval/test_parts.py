@@ -120,3 +120,22 @@ def test_report_links_every_tile_and_escapes_names() -> None:
     assert srcs == ["images/lr/a%3Cb.png", "images/x%26y/a%3Cb.png", "images/hr/a%3Cb.png"]
     assert "<b>x&amp;y</b>" in page and "a<b" not in page
     assert "http" not in page and "<script" not in page  # nothing fetched
+
+
+def test_paired_table_against_bicubic_counts_wins_and_zero_direction() -> None:
+    from facesr.eval.tables import best_methods, paired, paired_markdown, summarize
+
+    res = []
+    for i in range(5):
+        res.append({"image": f"i{i}", "method": "bicubic", "seconds": 0.0,
+                    "scores": {"psnr": 20.0 + i, "color_r": 0.5}})
+        res.append({"image": f"i{i}", "method": "m", "seconds": 0.0,
+                    "scores": {"psnr": 21.0 + i + (0.1 if i else -2.0), "color_r": -0.2}})
+    dirs = {"psnr": "higher", "color_r": "zero"}
+    (row,) = paired(res, ["bicubic", "m"], ["psnr", "color_r"], "bicubic", dirs)
+    assert row.wins["psnr"] == (4, 5) and row.wins["color_r"] == (5, 5)
+    assert abs(row.diffs["psnr"].mean - 0.68) < 1e-9 and row.diffs["psnr"].low < 0
+    md = paired_markdown([row], ["psnr", "color_r"], "bicubic")
+    assert "(4/5)" in md and "Δpsnr vs bicubic" in md
+    rows = summarize(res, ["bicubic", "m"], ["color_r"])
+    assert best_methods(rows, "color_r", "zero") == {"m"}

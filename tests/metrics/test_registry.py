@@ -16,12 +16,13 @@ def test_every_entry_is_a_complete_spec() -> None:
             "nlpd", "piqe", "dists"} <= set(METRICS)
     for name, spec in METRICS.items():
         assert isinstance(spec, MetricSpec), name
-        assert spec.direction in ("higher", "lower"), name
+        assert spec.direction in ("higher", "lower", "zero"), name
         assert spec.range[0] < spec.range[1], name
         assert callable(spec.fn), name
         assert spec.fn.__doc__, f"{name} has no docstring"
     assert {n for n, s in METRICS.items() if s.needs_reference} == {
-        "psnr", "ssim", "ms_ssim", "nlpd", "lpips", "dists"}
+        "psnr", "ssim", "ms_ssim", "nlpd", "lpips", "dists", "identity", "identity_same",
+        "color_r", "color_g", "color_b", "color_abs"}
     assert METRICS["niqe"].needs_weights and METRICS["psnr"].needs_weights is None
 
 
@@ -72,10 +73,11 @@ def test_every_metric_computes_or_says_its_weights_are_unavailable(
         assert math.isfinite(value) and lo - 1e-6 <= value <= hi + 1e-6, (name, value)
         if spec.needs_reference:  # comparing an image with itself gives the best value
             best = scorer(ref, ref)[name]
-            better = best >= value if spec.direction == "higher" else best <= value
+            better = (best >= value if spec.direction == "higher" else
+                      abs(best) <= abs(value) if spec.direction == "zero" else best <= value)
             assert better, (name, best, value)
         computed.append(name)
-    always = {"psnr", "ssim", "ms_ssim", "nlpd", "piqe"}
+    always = {"psnr", "ssim", "ms_ssim", "nlpd", "piqe", "color_r", "color_abs"}
     assert always <= set(computed)
     if where == "shared":
         assert {"niqe", "brisque"} <= set(computed)

@@ -3,7 +3,9 @@
 Layout of ``--out DIR``:
 
 - ``table.md``, ``table.csv``: one row per method, mean and 95% t-interval of every metric over
-  the images, and the number of images;
+  the images, and the number of images; with bicubic among the methods, ``paired.md`` (also
+  at the end of ``table.md``): every other method minus bicubic image by image, the mean
+  difference with its paired 95% interval and the images where the method was better;
 - ``per_image.csv``: image, method, one column per metric (empty where not computable), notes;
 - ``images/lr/<image>.png`` (the inputs the methods got), ``images/hr/<image>.png``
   (synthetic: the references), ``images/<method>/<image>.png`` (each method's output);
@@ -32,6 +34,7 @@ from facesr.io import InputError, atomic_write_text, sha256_file
 
 SCALE = 4
 RESERVED = ("lr", "hr")  # image folders of the layout; no method may take these names
+PRESET_HR_SIZE = {"sharp": 256}  # the clean faces' longer side for a preset's protocol
 
 
 # ----------------------------------------------------------------------------- options
@@ -69,7 +72,11 @@ def synthetic(
     seed: Annotated[int, typer.Option(help="Degradation seed: same seed, same inputs.")] = 0,
     preset: Annotated[str, typer.Option(
         help="Degradation preset; synthetic = the paper's test protocol (pool kernel, "
-        "Gaussian noise sigma 8, JPEG 30).")] = "synthetic",
+        "Gaussian noise sigma 8, JPEG 30); sharp = the sharp-face protocol (faces at 256 px, "
+        "anisotropic Gaussian blur sigma 0.8-3.0, noise sigma 8, JPEG 30).")] = "synthetic",
+    hr_size: Annotated[int | None, typer.Option(
+        min=16, help="Area-downscale clean faces whose longer side is above this first "
+        "(default: 256 for --preset sharp, else none).", show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a degradation setting, e.g. --set noise_sigma=5")] = None,
     limit: LimitOpt = None, weights: WeightsOpt = None, crop_border: CropOpt = SCALE,
@@ -78,7 +85,7 @@ def synthetic(
 ) -> None:
     """Degrade clean faces (seeded per image), run every method, score against the originals."""
     from facesr.degrade.degradation import PRESETS
-    from facesr.eval.inputs import synthetic_pair
+    from facesr.eval.inputs import shrink, synthetic_pair
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}",
@@ -94,9 +101,12 @@ def synthetic(
     if noise is not None and pools.noise is None:
         err.print(f"note: --noise is not used: preset {preset!r} draws noise {cfg.noise!r}")
     files = _files(hq, out_dir, lambda: hq_files(hq), limit)
+    if hr_size is None:
+        hr_size = PRESET_HR_SIZE.get(preset)
 
     def prepare(img, name: str) -> tuple:
-        hr, lr, params = synthetic_pair(img, name, seed=seed, pools=pools, cfg=cfg)
+        hr, lr, params = synthetic_pair(shrink(img, hr_size), name, seed=seed, pools=pools,
+                                        cfg=cfg)
         extra = {"hr_size": list(hr.shape[-2:]), "degradation": params.record}
         if pools.kernels is not None and isinstance(params.record.get("kernel"), int):
             extra["kernel_source"] = pools.kernels.sources[params.record["kernel"]]
@@ -104,7 +114,7 @@ def synthetic(
 
     settings = {"mode": "synthetic", "scale": SCALE, "metrics": names, "crop_border": crop_border,
                 "device": device, "preset": preset, "degradation": dataclasses.asdict(cfg),
-                "seed": seed,
+                "seed": seed, "hr_size": hr_size,
                 "kernels_sha256": sha256_file(kernels) if pools.kernels and kernels else None,
                 "noise_sha256": sha256_file(noise) if pools.noise and noise else None}
     extra = {"hq": [str(p) for p in hq], "kernels": None if kernels is None else str(kernels),
@@ -156,6 +166,9 @@ def _metrics(given: str | None, with_reference: bool) -> list[str]:
 
     names = default_metrics(with_reference) if given is None else [
         n.strip() for n in given.split(",") if n.strip()]
+    if given is None and with_reference and "identity" not in names:
+        err.print('note: identity metrics left out: pip install -e ".[identity]" (dlib and '
+                  "its face-recognition models) to measure identity")
     try:
         check_metrics(names, with_reference)
     except ValueError as e:

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from facesr.eval.records import ordered_results
 from facesr.eval.report import Tile, report_html, score_caption
-from facesr.eval.tables import per_image_csv, summarize, to_csv, to_markdown
+from facesr.eval.tables import (
+    paired,
+    paired_markdown,
+    per_image_csv,
+    summarize,
+    to_csv,
+    to_markdown,
+)
+
+BASELINE = "bicubic"  # the method others are compared with, image by image, when present
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,14 @@ def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
     rows = summarize(rows_in, methods, metrics)
     notes = metric_notes(rows_in, metrics)
     md = to_markdown(rows, metrics, directions)
+    files = {}
+    pair_md = ""
+    if BASELINE in methods and len(methods) > 1:
+        pair_md = paired_markdown(paired(rows_in, methods, metrics, BASELINE, directions),
+                                  metrics, BASELINE)
+        files["paired.md"] = pair_md
+        md += ("\nPaired with bicubic on the same images: mean difference, its 95% interval, "
+               "(images where the method was better / images):\n\n" + pair_md)
     synthetic = settings["mode"] == "synthetic"
     pictures = []
     for n in images:
@@ -73,7 +90,8 @@ def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
     facts.append("Details in super-resolved images are synthesised by the models; they are "
                  "not evidence and must not be used to identify anyone.")
     page = report_html(title=f"facesr evaluate {settings['mode']}", facts=facts, rows=rows,
-                       metrics=metrics, directions=directions, images=pictures, notes=notes)
-    return Rendered({"table.md": md, "table.csv": to_csv(rows, metrics),
-                     "per_image.csv": per_image_csv(rows_in, metrics), "report.html": page},
-                    md, notes)
+                       metrics=metrics, directions=directions, images=pictures, notes=notes,
+                       paired=pair_md)
+    files.update({"table.md": md, "table.csv": to_csv(rows, metrics),
+                  "per_image.csv": per_image_csv(rows_in, metrics), "report.html": page})
+    return Rendered(files, md, notes)

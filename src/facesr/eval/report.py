@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from facesr.eval.tables import Row, best_methods, format_cell
+from facesr.eval.tables import ARROWS, Row, best_methods, format_cell
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -52,8 +52,7 @@ def score_caption(scores: Mapping[str, float | None], metrics: Sequence[str]) ->
 
 
 def _table(rows: Sequence[Row], metrics: Sequence[str], directions: Mapping[str, str]) -> str:
-    arrow = {"higher": "↑", "lower": "↓"}
-    head = "".join(f"<th>{html.escape(k)} {arrow.get(directions.get(k, ''), '')}</th>"
+    head = "".join(f"<th>{html.escape(k)} {ARROWS.get(directions.get(k, ''), '')}</th>"
                    for k in metrics)
     out = [f'<table class="scores"><tr><th>method</th><th>n</th>{head}<th>s/img</th></tr>']
     best = {k: best_methods(rows, k, directions.get(k, "higher")) for k in metrics}
@@ -71,8 +70,8 @@ def _table(rows: Sequence[Row], metrics: Sequence[str], directions: Mapping[str,
 
 def report_html(*, title: str, facts: Sequence[str], rows: Sequence[Row],
                 metrics: Sequence[str], directions: Mapping[str, str],
-                images: Sequence[tuple[str, Sequence[Tile]]], notes: Sequence[str] = ()
-                ) -> str:
+                images: Sequence[tuple[str, Sequence[Tile]]], notes: Sequence[str] = (),
+                paired: str = "") -> str:
     """The page.
 
     Args:
@@ -81,12 +80,15 @@ def report_html(*, title: str, facts: Sequence[str], rows: Sequence[Row],
         rows, metrics, directions: the table (see :mod:`facesr.eval.tables`).
         images: ``(image name, tiles)`` in display order.
         notes: one-line remarks shown under the table (e.g. metrics not computed somewhere).
+        paired: the paired comparison with the baseline (Markdown), shown under the table.
     """
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              '<div class="facts">' + "<br>".join(html.escape(f) for f in facts) + "</div>",
              _table(rows, metrics, directions)]
+    if paired:
+        parts.append(f'<pre class="paired">{html.escape(paired)}</pre>')
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     for name, tiles in images:
         parts.append(f'<div class="image" id="{html.escape(quote(name))}">'

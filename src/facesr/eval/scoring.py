@@ -12,16 +12,38 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-SYNTHETIC_DEFAULT = ("psnr", "ssim", "lpips", "ms_ssim", "niqe", "brisque")
+SYNTHETIC_DEFAULT = ("psnr", "ssim", "lpips", "ms_ssim", "niqe", "brisque", "color_r", "color_g",
+                     "color_b", "color_abs", "identity", "identity_same")
 REAL_DEFAULT = ("niqe", "brisque", "piqe")
 
 
+OPTIONAL_DEFAULT = ("identity", "identity_same")  # default only where the extra is installed
+
+
 def default_metrics(with_reference: bool) -> list[str]:
-    """The default metrics that are registered in :data:`facesr.metrics.METRICS` now."""
+    """The default metrics that are registered in :data:`facesr.metrics.METRICS` now; the
+    identity metrics only where their optional extra (``.[identity]``) is installed."""
     from facesr.metrics import METRICS
 
     names = SYNTHETIC_DEFAULT if with_reference else REAL_DEFAULT
-    return [n for n in names if n in METRICS]
+    return [n for n in names if n in METRICS
+            and (n not in OPTIONAL_DEFAULT or identity_available())]
+
+
+def identity_available() -> bool:
+    """True where dlib and the face-recognition models are installed (the ``identity`` extra)."""
+    import importlib.util
+
+    from facesr.metrics.errors import WeightsUnavailableError
+    from facesr.metrics.identity import find_identity_models
+
+    if importlib.util.find_spec("dlib") is None:
+        return False
+    try:
+        find_identity_models()
+    except WeightsUnavailableError:
+        return False
+    return True
 
 
 def check_metrics(names: list[str], with_reference: bool) -> None:

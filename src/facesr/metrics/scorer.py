@@ -66,8 +66,9 @@ class Scorer:
         crop_border: pixels removed from each side of both images before every metric.
 
     Colour spaces are each metric's default: PSNR / SSIM / MS-SSIM on BT.601 Y; NLPD, NIQE,
-    BRISQUE, PIQE on MATLAB ``rgb2gray`` of the 8-bit image; LPIPS / DISTS on RGB. Call the
-    metric functions themselves for other choices (``color=``, MS-SSIM's ``pooling=``).
+    BRISQUE, PIQE on MATLAB ``rgb2gray`` of the 8-bit image; LPIPS / DISTS / identity on RGB.
+    Call the metric functions themselves for other choices (``color=``, MS-SSIM's
+    ``pooling=``).
 
     Raises:
         KeyError: an unknown metric name (the message lists the known ones).
