@@ -116,3 +116,40 @@ def test_missing_pool_and_bad_config(pools: Pools) -> None:
     assert DegradeConfig.from_dict({"jpeg_quality": 50}).jpeg_quality == (50, 50)
     with pytest.raises(ValueError, match="jpeg_prob"):
         DegradeConfig(jpeg_prob=1.5)
+
+
+def test_gaussian_kernels_cover_the_sigma_range_and_replay(pools: Pools) -> None:
+    cfg = DegradeConfig(kernel="gaussian", blur_sigma=(0.8, 3.0))
+    rng = np.random.default_rng(3)
+    recs = [sample_degradation(rng, pools, cfg, (16, 16)).record for _ in range(200)]
+    sig = np.array([[r["kernel"]["sigma_x"], r["kernel"]["sigma_y"]] for r in recs])
+    assert sig.min() >= 0.8 and sig.max() <= 3.0 and sig.max() - sig.min() > 1.8
+    p = sample_degradation(np.random.default_rng(5), pools, cfg, (16, 16))
+    again = params_from_record(p.record, pools, (16, 16))
+    assert torch.allclose(p.kernel, again.kernel, atol=1e-5)
+
+
+def test_mixed_blur_and_noise_draw_both_kinds_and_keep_old_streams(pools: Pools) -> None:
+    rng = np.random.default_rng(0)
+    cfg = DegradeConfig(gaussian_prob=0.5, gaussian_noise_prob=0.5)
+    recs = [sample_degradation(rng, pools, cfg, (16, 16)).record for _ in range(100)]
+    kinds = {isinstance(r["kernel"], dict) for r in recs}
+    noise = {r["noise"]["kind"] for r in recs}
+    sigmas = [r["noise"]["sigma"] for r in recs if r["noise"]["kind"] == "gaussian"]
+    assert kinds == {True, False} and noise == {"gaussian", "pool"}
+    assert min(sigmas) >= 4.0 and max(sigmas) <= 12.0
+    # with both probabilities 0 nothing extra is drawn: the paper preset draws as before
+    a = [sample_degradation(np.random.default_rng(9), pools, PRESETS["paper"], (16, 16)).record
+         for _ in range(3)]
+    b = [sample_degradation(np.random.default_rng(9), pools,
+                            DegradeConfig(gaussian_prob=0.0), (16, 16)).record for _ in range(3)]
+    assert a == b and all(isinstance(r["kernel"], int) for r in a)
+
+
+def test_sharp_preset_and_blur_sigma_validation(pools: Pools) -> None:
+    p = sample_degradation(np.random.default_rng(1), Pools(), PRESETS["sharp"], (16, 16))
+    assert p.record["kernel"]["kind"] == "gaussian" and p.jpeg_quality == 30
+    assert p.record["noise"]["kind"] == "gaussian" and p.record["noise"]["sigma"] == 8.0
+    with pytest.raises(ValueError, match="blur_sigma"):
+        DegradeConfig(blur_sigma=(2.0, 1.0))
+    assert DegradeConfig.from_dict({"blur_sigma": 1.5}).blur_sigma == (1.5, 1.5)

@@ -184,3 +184,16 @@ def test_tensorboard_gets_scalars_and_image_grids(tiny: Tiny, pools: Pools,
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
     assert {"train/l_pix", "train/it_per_s", "val/psnr_y"} <= set(events.Tags()["scalars"])
     assert "val/lr_sr_hr" in events.Tags()["images"]
+
+
+def test_color_loss_sees_a_tint_and_not_detail() -> None:
+    from facesr.train.steps import color_loss, generator_loss
+
+    hr = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert color_loss(hr + 2 / 255, hr).item() > 1.9 / 255
+    checker = ((torch.arange(32).view(1, 32) + torch.arange(32).view(32, 1)) % 2) * 0.1 - 0.05
+    assert color_loss(hr + checker, hr).item() < 1e-6
+    loss, stats = generator_loss(hr + 2 / 255, hr, d=None, lpips=None, l_pix=1.0, l_adv=0.0,
+                                 l_lpips=0.0, l_color=2.0)
+    assert "train/l_color" in stats
+    assert abs(loss.item() - (stats["train/l_pix"] + 2.0 * stats["train/l_color"]).item()) < 1e-6

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from facesr.degrade.jpeg import jpeg_roundtrip, quantize8
-from facesr.degrade.kernels import bicubic_kernel, blur_downsample
+from facesr.degrade.kernels import bicubic_kernel, blur_downsample, gaussian_kernel
 from facesr.degrade.pools import KernelPool, NoisePool
 
 
@@ -27,7 +27,16 @@ class DegradeConfig:
     """How degradations are drawn. Noise sigma is on the 0-255 scale."""
 
     scale: int = 4
-    kernel: Literal["pool", "bicubic"] = "pool"
+    kernel: Literal["pool", "bicubic", "gaussian"] = "pool"
+    # kernel "gaussian": anisotropic Gaussian, both sigmas (HR px) uniform in this range,
+    # angle uniform in [0, pi)
+    blur_sigma: tuple[float, float] = (0.8, 3.0)
+    # kernel "pool": draw such a Gaussian instead of a pool kernel with this probability (a
+    # default model must also serve cameras whose blur nobody measured)
+    gaussian_prob: float = 0.0
+    # noise "pool": draw white Gaussian noise instead of a pool patch with this probability,
+    # its sigma uniform in [0.5, 1.5] x noise_sigma (sensor noise before the camera's codec)
+    gaussian_noise_prob: float = 0.0
     noise: Literal["pool", "gaussian", "none"] = "pool"
     noise_prob: float = 1.0
     noise_sigma: float = 8.0
@@ -36,11 +45,15 @@ class DegradeConfig:
     quantize: bool = True  # round the LR to 8 bits, as a stored camera image is
 
     def __post_init__(self) -> None:
-        if self.kernel not in ("pool", "bicubic"):
-            raise ValueError(f"kernel must be 'pool' or 'bicubic', got {self.kernel!r}")
+        if self.kernel not in ("pool", "bicubic", "gaussian"):
+            raise ValueError(f"kernel must be 'pool', 'bicubic' or 'gaussian', got "
+                             f"{self.kernel!r}")
+        lo_s, hi_s = self.blur_sigma
+        if not 0 < lo_s <= hi_s:
+            raise ValueError(f"blur_sigma must be a range 0 < low <= high, got {self.blur_sigma}")
         if self.noise not in ("pool", "gaussian", "none"):
             raise ValueError(f"noise must be 'pool', 'gaussian' or 'none', got {self.noise!r}")
-        for name in ("noise_prob", "jpeg_prob"):
+        for name in ("noise_prob", "jpeg_prob", "gaussian_prob", "gaussian_noise_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         lo, hi = self.jpeg_quality
@@ -61,6 +74,10 @@ class DegradeConfig:
         if "jpeg_quality" in d:
             q = d["jpeg_quality"]
             d["jpeg_quality"] = (int(q), int(q)) if isinstance(q, int | float) else tuple(q)
+        if "blur_sigma" in d:
+            b = d["blur_sigma"]
+            d["blur_sigma"] = ((float(b), float(b)) if isinstance(b, int | float)
+                               else tuple(float(v) for v in b))
         return cls(**d)
 
 
@@ -72,6 +89,10 @@ PRESETS: dict[str, DegradeConfig] = {
     "bicubic": DegradeConfig(kernel="bicubic", noise="none", jpeg_prob=0.0),
     # the paper's synthetic test protocol: pool kernel, Gaussian sigma 8, JPEG 30 always
     "synthetic": DegradeConfig(noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0),
+    # the sharp-face protocol: no camera's kernels but a range of blurs (anisotropic Gaussian,
+    # sigma 0.8-3.0 HR px), Gaussian noise sigma 8, JPEG 30 always; `facesr evaluate
+    # synthetic --preset sharp` also brings the faces to 256 px first
+    "sharp": DegradeConfig(kernel="gaussian", noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0),
 }
 
 
@@ -97,15 +118,28 @@ def sample_degradation(rng: np.random.Generator, pools: Pools, cfg: DegradeConfi
                        lr_size: tuple[int, int]) -> DegradeParams:
     """Draw one degradation for an LR image of ``lr_size`` = (h, w)."""
     rec: dict = {"scale": cfg.scale, "quantize": cfg.quantize}
-    if cfg.kernel == "pool":
+    # no draw when gaussian_prob is 0, so older configs draw exactly what they drew before
+    gaussian = cfg.kernel == "gaussian" or (
+        cfg.kernel == "pool" and cfg.gaussian_prob > 0 and rng.random() < cfg.gaussian_prob)
+    if cfg.kernel == "pool" and not gaussian:
         if pools.kernels is None:
             raise ValueError("this degradation needs a kernel pool (--kernels FILE)")
         rec["kernel"] = int(rng.integers(len(pools.kernels)))
+    elif gaussian:
+        sx, sy = (float(v) for v in rng.uniform(*cfg.blur_sigma, size=2))
+        rec["kernel"] = {"kind": "gaussian", "sigma_x": round(sx, 4), "sigma_y": round(sy, 4),
+                         "theta": round(float(rng.uniform(0.0, math.pi)), 4)}
     else:
         rec["kernel"] = "bicubic"
     rec["noise"] = None
     if cfg.noise != "none" and rng.random() < cfg.noise_prob:
-        if cfg.noise == "pool":
+        white = cfg.noise == "pool" and cfg.gaussian_noise_prob > 0 and (
+            rng.random() < cfg.gaussian_noise_prob)
+        if white:
+            rec["noise"] = {"kind": "gaussian",
+                            "sigma": round(float(rng.uniform(0.5, 1.5)) * cfg.noise_sigma, 4),
+                            "seed": int(rng.integers(2**31 - 1))}
+        elif cfg.noise == "pool":
             if pools.noise is None:
                 raise ValueError("this degradation needs a noise pool (--noise FILE)")
             rec["noise"] = {"kind": "pool", "index": int(rng.integers(len(pools.noise))),
@@ -124,6 +158,10 @@ def params_from_record(record: dict, pools: Pools, lr_size: tuple[int, int]) -> 
     scale = int(record["scale"])
     if record["kernel"] == "bicubic":
         kernel = bicubic_kernel(scale, _kernel_size(pools, scale))
+    elif isinstance(record["kernel"], dict):
+        k = record["kernel"]
+        kernel = gaussian_kernel(_kernel_size(pools, scale), float(k["sigma_x"]),
+                                 float(k["sigma_y"]), float(k["theta"]))
     else:
         if pools.kernels is None:
             raise ValueError("record names a pool kernel but no kernel pool was given")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facesr.losses import l1, ragan_d_loss, ragan_g_loss
@@ -62,11 +63,14 @@ def gather_batch(x: Tensor, world_size: int) -> Tensor:
 
 def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Module | None,
                    l_pix: float, l_adv: float, l_lpips: float, world_size: int = 1,
-                   teacher_sr: Tensor | None = None, l_teacher: float = 0.0
+                   teacher_sr: Tensor | None = None, l_teacher: float = 0.0,
+                   l_color: float = 0.0, color_pool: int = 8
                    ) -> tuple[Tensor, dict[str, Tensor]]:
     """PSNR stage (``d`` None): plain L1. GAN stage: ``l_pix*L1 + l_adv*RaGAN + l_lpips*LPIPS``.
     With ``teacher_sr`` (a teacher's output on the same input) both add
     ``l_teacher * L1(sr, teacher_sr)`` (distillation; logged as ``train/l_teacher``).
+    With ``l_color`` > 0 both add ``l_color * L1(pool(sr), pool(hr))``, ``pool`` the means of
+    ``color_pool`` x ``color_pool`` blocks (:func:`color_loss`; logged as ``train/l_color``).
 
     ``d`` is called directly (not through DDP; its parameters should not require grad), once
     on ``hr`` without gradient and once on ``sr``.
@@ -85,6 +89,9 @@ def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Mod
     if teacher_sr is not None:
         stats["train/l_teacher"] = kd = l1(sr.float(), teacher_sr.float())
         local = local + l_teacher * kd
+    if l_color > 0:
+        stats["train/l_color"] = lc = color_loss(sr, hr, color_pool)
+        local = local + l_color * lc
     if d is None:
         stats["train/l_g"] = local
         return local, {k: v.detach() for k, v in stats.items()}
@@ -96,6 +103,18 @@ def generator_loss(sr: Tensor, hr: Tensor, *, d: nn.Module | None, lpips: nn.Mod
     local = local + l_lpips * perc
     stats["train/l_g"] = local + l_adv * adv
     return local + (l_adv * world_size) * adv, {k: v.detach() for k, v in stats.items()}
+
+
+def color_loss(sr: Tensor, hr: Tensor, pool: int = 8) -> Tensor:
+    """L1 between the ``pool`` x ``pool`` block means of ``sr`` and ``hr``: the low-frequency
+    colour and brightness, blind to texture. It stops a constant colour offset, which plain
+    L1 tolerates where fine dark details the LR cannot resolve (hair, lashes, pores) skew the
+    targets (L1's optimum is the conditional median, not the mean).
+
+    Shape: (n, 3, H, W) twice -> scalar.
+    """
+    return l1(F.avg_pool2d(sr.float(), pool, ceil_mode=True),
+              F.avg_pool2d(hr.float(), pool, ceil_mode=True))
 
 
 def discriminator_loss(d: nn.Module, sr: Tensor, hr: Tensor, *, world_size: int = 1
