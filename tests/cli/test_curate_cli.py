@@ -92,3 +92,28 @@ def test_no_images_writes_nothing(tmp_path):
     assert res.exit_code == 1
     assert "no images" in res.stderr
     assert not out.exists()
+
+
+def test_near_duplicates_are_dropped_one_kept_and_reported(hq, tmp_path):
+    """Copies of sharp.png: a JPEG (same size; sorts after it) and a smaller PNG (sorts before
+    it): sharp.png stays, as the largest and then the first path."""
+    img = _scene(0)
+    write_image(hq / "c" / "sharp-q90.jpg", img, jpeg_quality=90)
+    write_image(hq / "a" / "a-small.png", cv2.resize(img, (200, 200), interpolation=cv2.INTER_AREA))
+    out, scores = tmp_path / "kept.txt", tmp_path / "scores.csv"
+    res = _run(hq, "--out", out, "--scores", scores)
+    assert res.exit_code == 1, res.output  # bad.png
+    sharp = str((hq / "a" / "sharp.png").absolute())
+    assert _lines(out) == [sharp, str((hq / "b" / "sharp2.png").absolute())]
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(scores.open(encoding="utf-8"))}
+    for name in ("sharp-q90.jpg", "a-small.png"):
+        assert (rows[name]["keep"], rows[name]["reason"]) == ("0", "duplicate")
+        assert rows[name]["duplicate_of"] == sharp
+    assert rows["sharp.png"]["duplicate_of"] == ""
+    assert "kept 2 of 7 images (2 near-duplicates dropped, one kept of each of 1 groups)" \
+        in " ".join(res.stdout.split())
+
+    res = _run(hq, "--out", out, "--scores", scores, "--keep-duplicates")
+    assert [Path(p).name for p in _lines(out)] == ["a-small.png", "sharp.png", "sharp2.png",
+                                                   "sharp-q90.jpg"]
+    assert "near-duplicates" not in res.stdout

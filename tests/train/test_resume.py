@@ -17,8 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 import facesr.train.checkpoint as checkpoint_module
+from facesr.data.dedup import near_duplicate_groups
 from facesr.degrade.degradation import Pools
-from facesr.train.config import TrainConfig, config_to_yaml
+from facesr.io import read_image_array, write_image
+from facesr.train.config import ConfigError, TrainConfig, config_to_yaml
+from facesr.train.data import split_files
 from facesr.train.loop import train
 
 Tiny = Callable[..., TrainConfig]
@@ -137,3 +140,23 @@ def test_kill_9_at_any_moment_then_resume(tiny: Tiny, pool_files: tuple[Path, Pa
     assert train(cfg, run, resume=True)["iteration"] == 40  # pools from the same files
     train(cfg, tmp_path / "whole")
     _assert_same(_final_state(tmp_path / "whole", 40), _final_state(run, 40))
+
+
+def test_near_duplicates_share_a_side_and_a_changed_split_stops_a_resume(
+        tiny: Tiny, pools: Pools, faces_dir: Path, tmp_path: Path) -> None:
+    img = read_image_array(faces_dir / "face0.png")
+    copies = [write_image(faces_dir / f"face0-q90-{k}.jpg", img, jpeg_quality=90 - k)
+              for k in range(3)]
+    files = sorted(faces_dir.iterdir())
+    groups = near_duplicate_groups(files)
+    assert groups == [sorted([faces_dir / "face0.png", *copies], key=str)]
+    seed = next(s for s in range(20) if split_files(files, 0.3, s)
+                != split_files(files, 0.3, s, groups=groups))  # the groups change the split
+    cfg = tiny("train.iterations=2", "data.val_fraction=0.3", f"data.val_seed={seed}")
+    train(cfg, tmp_path / "run", pools=pools)
+    held = set((tmp_path / "run" / "heldout.txt").read_text(encoding="utf-8").splitlines())
+    assert set(map(str, groups[0])) <= held or not set(map(str, groups[0])) & held
+    per_file = tiny("train.iterations=4", "data.val_fraction=0.3", f"data.val_seed={seed}",
+                    "data.val_group_near_duplicates=false")
+    with pytest.raises(ConfigError, match="held-out files are not those the run began with"):
+        train(per_file, tmp_path / "run", pools=pools, resume=True)

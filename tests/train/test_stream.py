@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +49,32 @@ def test_split_holds_out_whole_files_by_seed_not_order(tmp_path: Path) -> None:
     assert len(split_files(files[:3], 0.01, seed=0)[1]) == 1  # at least one
     with pytest.raises(ValueError, match="leave none for training"):
         split_files(files[:1], 0.5, seed=0)
+
+
+def test_split_keeps_groups_together_by_seed_not_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    files = [tmp_path / f"{i}.png" for i in range(40)]
+    for seed in range(20):
+        groups = [[files[i] for i in rng.choice(40, rng.integers(2, 6), replace=False)]
+                  for _ in range(int(rng.integers(1, 8)))]
+        groups.append([files[0], tmp_path / "elsewhere.png"])  # a path not in files: ignored
+        train, val = split_files(files, 0.2, seed, groups=groups)
+        assert sorted(train + val, key=str) == sorted(files, key=str)
+        assert len(val) >= 8
+        joined = [set(g) - {tmp_path / "elsewhere.png"} for g in groups]
+        while True:  # groups sharing a file merge
+            merged = next(((a, b) for a in range(len(joined)) for b in range(a + 1, len(joined))
+                           if joined[a] & joined[b]), None)
+            if merged is None:
+                break
+            joined[merged[0]] |= joined.pop(merged[1])
+        assert len(val) < 8 + max(map(len, joined))  # stops once it holds enough
+        for g in joined:
+            assert g <= set(train) or g <= set(val), (seed, g)
+        shuffled = [list(reversed(g)) for g in reversed(groups)]
+        assert split_files(files[::-1], 0.2, seed, groups=shuffled) == (train, val)
+    with pytest.raises(ValueError, match="leaves none for training"):
+        split_files(files[:4], 0.25, 0, groups=[files[:4]])
 
 
 def test_the_validation_set_is_fixed(faces_dir: Path, pools: Pools) -> None:

@@ -52,6 +52,9 @@ class DataConfig:
     val_fraction: float = 0.02  # share of the HQ files held out (whole files, seeded)
     val_seed: int = 0  # picks the held-out files and their (fixed) degradations
     val_max: int = 64  # at most this many validation crops
+    # keep near-duplicate files (facesr.data.dedup) on one side of the held-out split;
+    # false gives the per-file split of runs made before it existed
+    val_group_near_duplicates: bool = True
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -115,11 +118,17 @@ class LossConfig:
     lpips_linear: str | None = field(default=None, metadata=PATH)  # None: standard lookup
     l_teacher: float = 0.0  # 0: no distillation
     teacher: str | None = field(default=None, metadata=PATH)  # x4 weights file (any RRDBNet)
+    # low-frequency colour term of both stages: l_color * L1 of the color_pool x color_pool
+    # block means of G(lr) and HR. L1 alone learns the conditional median, which drifted
+    # facesr-default's mean colour by +1.9/+1.1/+2.8 levels (model card); 0: off
+    l_color: float = 0.0
+    color_pool: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("l_pix", "l_adv", "l_lpips", "l_teacher"):
+        for name in ("l_pix", "l_adv", "l_lpips", "l_teacher", "l_color"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        _positive("loss.color_pool", self.color_pool)
         if (self.l_teacher > 0) != (self.teacher is not None):
             raise ConfigError("distillation needs both loss.teacher (a weights file) and "
                               "loss.l_teacher > 0; give both or neither")

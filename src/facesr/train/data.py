@@ -12,7 +12,7 @@ number of DDP processes, each of which takes its contiguous share of every globa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +44,20 @@ def hq_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def split_files(files: Sequence[Path], fraction: float, seed: int
-                ) -> tuple[list[Path], list[Path]]:
-    """Hold out ``round(fraction * n)`` whole files (at least one when ``fraction`` > 0).
+def split_files(files: Sequence[Path], fraction: float, seed: int, *,
+                groups: Iterable[Iterable[Path]] = ()) -> tuple[list[Path], list[Path]]:
+    """Hold out about ``round(fraction * n)`` whole files (at least one when ``fraction`` > 0),
+    never separating a group.
 
-    The split depends on the set of files and the seed, not on their order.
+    Args:
+        groups: files to keep on one side, e.g. near-duplicates
+            (:func:`facesr.data.dedup.near_duplicate_groups`), a person's photos, a video's
+            frames. Groups that share a file merge; paths not in ``files`` are ignored.
+
+    The held-out side takes units (a group, or a file in no group) in a seeded order until it
+    holds ``round(fraction * n)`` files or more, so it can exceed that by a group's size less
+    one. Without groups the units are the files. The split depends on the seed and the sets
+    of files and groups, not on their order.
 
     Returns:
         (train files, validation files), each sorted.
@@ -60,10 +69,40 @@ def split_files(files: Sequence[Path], fraction: float, seed: int
     if n_val >= len(uniq):
         raise ValueError(f"{len(uniq)} HQ files leave none for training after holding out "
                          f"{n_val} for validation (lower data.val_fraction)")
-    perm = np.random.default_rng([SPLIT_TAG, seed]).permutation(len(uniq))
-    val = set(perm[:n_val].tolist())
+    units = _units(uniq, groups)
+    perm = np.random.default_rng([SPLIT_TAG, seed]).permutation(len(units))
+    val: set[int] = set()
+    for u in perm:
+        if len(val) >= n_val:
+            break
+        val.update(units[u])
+    if len(val) == len(uniq):
+        raise ValueError(f"{len(uniq)} HQ files form {len(units)} groups that must stay "
+                         f"together; holding out {n_val} files leaves none for training")
     return ([f for i, f in enumerate(uniq) if i not in val],
             [f for i, f in enumerate(uniq) if i in val])
+
+
+def _units(uniq: list[Path], groups: Iterable[Iterable[Path]]) -> list[list[int]]:
+    """Indices of ``uniq`` merged by ``groups`` (union-find), ordered by their first index."""
+    index = {f: i for i, f in enumerate(uniq)}
+    parent = list(range(len(uniq)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for group in groups:
+        members = [index[p] for p in map(Path, group) if p in index]
+        for m in members[1:]:
+            a, b = find(members[0]), find(m)
+            parent[max(a, b)] = min(a, b)
+    units: dict[int, list[int]] = {}
+    for i in range(len(uniq)):
+        units.setdefault(find(i), []).append(i)
+    return list(units.values())
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facesr.data.dataset import DegradedFaces
+from facesr.data.dedup import near_duplicate_groups
 from facesr.degrade.degradation import DegradeConfig, Pools
 from facesr.degrade.pools import KernelPool, NoisePool
 from facesr.io import atomic_write_text
@@ -152,6 +153,24 @@ def _optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module,
     return norm
 
 
+def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path]]:
+    """The held-out split of ``data.hq``, near-duplicate groups kept on one side."""
+    files = hq_files(data.hq)
+    groups: list[list[Path]] = []
+    if data.val_fraction > 0 and data.val_group_near_duplicates:
+        t0 = time.perf_counter()
+        groups = near_duplicate_groups(files)
+        if main and groups:
+            log.warning("the HQ files hold %d groups of near-duplicates (%d files; %.0f s to "
+                        "find): each stays on one side of the held-out split; in training "
+                        "they weigh more (drop them with facesr data curate)", len(groups),
+                        sum(map(len, groups)), time.perf_counter() - t0)
+        elif main:
+            log.info("no near-duplicates among the %d HQ files (%.0f s to check)", len(files),
+                     time.perf_counter() - t0)
+    return split_files(files, data.val_fraction, data.val_seed, groups=groups)
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
           on_step: StepCallback | None = None) -> dict:
@@ -188,8 +207,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     # ---------------------------------------------------------------- data
     degrade = cfg.data.degradation()
     pools = load_pools(cfg.data, degrade) if pools is None else pools
-    train_files, val_files = split_files(hq_files(cfg.data.hq), cfg.data.val_fraction,
-                                         cfg.data.val_seed)
+    train_files, val_files = _split(cfg.data, world.main)
     faces = DegradedFaces(train_files, pools, degrade, hr_patch=cfg.data.hr_patch,
                           factors=cfg.data.factors, seed=t.seed)
 
@@ -233,6 +251,12 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     start, items = 0, 0
     if ckpt is not None:
         st = ckpt.state
+        held = run_dir / "heldout.txt"  # resuming on other held-out files would train on some
+        if held.is_file() and held.read_text(encoding="utf-8").splitlines() != [
+                str(f) for f in val_files]:
+            raise ConfigError(f"{held}: the held-out files are not those the run began with "
+                              "(data.hq or the split changed; a run begun before near-duplicate "
+                              "grouping resumes with --set data.val_group_near_duplicates=false)")
         if st["data"]["num_items"] != len(faces):
             raise ConfigError(f"{ckpt.path}: the training set had {st['data']['num_items']} "
                               f"items, now {len(faces)}; the data stream cannot continue")
@@ -328,7 +352,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             sr = g_train(x)
             loss_g, stats = generator_loss(sr, hr, d=d, lpips=lpips, l_pix=w.l_pix,
                                            l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
-                                           teacher_sr=teacher_sr, l_teacher=w.l_teacher)
+                                           teacher_sr=teacher_sr, l_teacher=w.l_teacher,
+                                           l_color=w.l_color, color_pool=w.color_pool)
         norm = _optimizer_step(opt_g, loss_g, g, scaler, cfg.optim.grad_clip)
         if norm is not None:
             stats["train/grad_norm_g"] = norm
