@@ -77,6 +77,10 @@ def runners(net: RRDBNet, threads: int) -> tuple[dict, dict[str, float]]:
              "bf16-autocast": lambda: torch_runner(copy_of(net), dtype=torch.bfloat16,
                                                    channels_last=True),
              "fused-bf16": lambda: fused_cpu_runner(net)}
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # AVX2-only CPUs (most laptops; ONEDNN_MAX_CPU_ISA=AVX2 simulates one): no such path
+        print("fused-bf16 skipped: oneDNN has no bf16 kernels on this CPU")
+        del build["fused-bf16"]
     paths, setup = {}, {}
     for label, make in build.items():
         t0 = time.perf_counter()
@@ -121,7 +125,8 @@ def bench(name: str, repeats: int, face: torch.Tensor, frame: torch.Tensor, dete
     arch = MODELS[name]
     print(f"\n{name}: RRDBNet {arch['num_block']} blocks, {arch['num_feat']} features, growth "
           f"{arch['num_grow_ch']}; setup: ONNX export + session {setup['onnxruntime']:.1f} s, "
-          f"fused-fp32 {setup['fused-fp32']:.2f} s, fused-bf16 {setup['fused-bf16']:.2f} s; "
+          f"fused-fp32 {setup['fused-fp32']:.2f} s"
+          + (f", fused-bf16 {setup['fused-bf16']:.2f} s" if "fused-bf16" in setup else "") + "; "
           f"{n_faces} faces found in the frame; median of {repeats} run(s)")
     print(f"{'task (ms)':<28}" + "".join(f"{p:>15}" for p in paths))
     for task, label in (("face", "92x92 face"), ("frame", "800x600 frame, 5 faces")):
