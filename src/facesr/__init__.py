@@ -12,9 +12,10 @@ models load on first use)::
         print(f.face.box, f.face.score, f.image.shape)
     write_image("frame_x4.png", result.frame)
 
-Images are float32 RGB tensors (3, H, W) in [0, 1]. Details in super-resolved images are
-synthesised by a generative model; they are not evidence and must not be used to identify
-anyone.
+Images are float32 RGB tensors (3, H, W) or (N, 3, H, W) in [0, 1]; uint8 tensors, numpy
+arrays (H, W, 3) and PIL images are accepted too (see :mod:`facesr.infer.images`). Details in
+super-resolved images are synthesised by a generative model; they are not evidence and must not
+be used to identify anyone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from facesr.infer.pipeline import FrameSR
 
 __all__ = ["upscale_face", "upscale_frame"]
@@ -49,12 +48,14 @@ def _model(model: Any, device: Any, dtype: Any) -> tuple[Any, Any]:
     return model, dtype or torch.float32
 
 
-def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: int = 16,
-                 device: Any = "cpu", dtype: Any = None) -> Tensor:
-    """Super-resolve a face crop x4.
+def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int = 16,
+                 device: Any = "cpu", dtype: Any = None) -> Any:
+    """Super-resolve a face crop (or a batch of them) x4.
 
     Args:
-        image: float32 RGB (3, H, W) in [0, 1] (``facesr.io.read_image`` gives one).
+        image: a torch tensor (3, H, W) or (N, 3, H, W), float in [0, 1] or uint8 (0-255)
+            (``facesr.io.read_image`` gives a float one); a numpy array (H, W, 3), RGB, float
+            in [0, 1] or uint8; or a PIL image (converted to RGB).
         model: a model name (``"realesrgan-x4plus"``, ``"facesr-default"``), a weights
             file, a loaded network (``facesr.models.load(...)[0]``: load once for many
             images) or a runner such as ``facesr.infer.onnx_backend.OnnxRunner``; None picks
@@ -68,24 +69,37 @@ def upscale_face(image: Tensor, model: Any = None, *, tile: int = 256, overlap: 
             run under autocast.
 
     Returns:
-        float32 (3, 4H, 4W) in [0, 1].
+        The same kind as ``image``, x4: a float32 tensor (3, 4H, 4W) or (N, 3, 4H, 4W) in
+        [0, 1] on ``image``'s device (a uint8 tensor for uint8 input); a numpy array
+        (4H, 4W, 3), float32 in [0, 1] or uint8 as given; an RGB PIL image.
 
-    Shape: (3, H, W) -> (3, 4H, 4W).
+    Raises:
+        ValueError: another type, dtype, shape or channel count; NaN or infinite values;
+            floats outside [0, 1] (e.g. 0-255: divide by 255); a model output that is not
+            finite.
+
+    Shape: (3, H, W) -> (3, 4H, 4W); (N, 3, H, W) -> (N, 3, 4H, 4W).
     """
+    import torch
+
+    from facesr.infer.images import from_batch, to_batch
     from facesr.infer.pipeline import upscale_face as _upscale_face
 
+    batch, kind = to_batch(image)
     net, dtype = _model(model, device, dtype)
-    return _upscale_face(image, net, tile=tile, overlap=overlap, device=device, dtype=dtype)
+    out = torch.stack([_upscale_face(x, net, tile=tile, overlap=overlap, device=device,
+                                     dtype=dtype) for x in batch])
+    return from_batch(out, kind)
 
 
-def upscale_frame(image: Tensor, model: Any = None, *, detector: Any = None,
+def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,
                   margin: float = 0.5, whole_frame: bool = True, background: str = "bicubic",
                   tile: int = 256, overlap: int = 16, device: Any = "cpu",
-                  dtype: Any = None) -> FrameSR:
+                  dtype: Any = None) -> FrameSR | list[FrameSR]:
     """Find the faces in a frame, super-resolve each, and paste them into the x4 frame.
 
     Args:
-        image: float32 RGB (3, H, W) in [0, 1].
+        image: any image :func:`upscale_face` takes; a (N, 3, H, W) tensor is N frames.
         model: as in :func:`upscale_face`.
         detector: a detector name (see ``facesr.infer.faces.DETECTORS``; default ``mtcnn``)
             or a ``FaceDetector`` object.
@@ -95,16 +109,23 @@ def upscale_frame(image: Tensor, model: Any = None, *, detector: Any = None,
         tile, overlap, device, dtype: as in :func:`upscale_face`.
 
     Returns:
-        ``FrameSR``: ``.faces``, one ``FaceSR`` per face (``.face``: detector box, score and
-        landmarks in input pixels; ``.box``: the enhanced region; ``.image``: (3, 4h, 4w)),
-        and ``.frame`` (3, 4H, 4W) or None.
+        ``FrameSR`` (a list of them for a (N, 3, H, W) batch), whatever the input kind, of
+        float32 tensors in [0, 1]: ``.faces``, one ``FaceSR`` per face (``.face``: detector
+        box, score and landmarks in input pixels; ``.box``: the enhanced region; ``.image``:
+        (3, 4h, 4w)), and ``.frame`` (3, 4H, 4W) or None.
+
+    Raises:
+        ValueError: as :func:`upscale_face`.
     """
     from facesr.infer.faces import DEFAULT_DETECTOR, make_detector
+    from facesr.infer.images import to_batch
     from facesr.infer.pipeline import upscale_frame as _upscale_frame
 
+    batch, kind = to_batch(image)
     if detector is None or isinstance(detector, str):
         detector = make_detector(detector or DEFAULT_DETECTOR)
     net, dtype = _model(model, device, dtype)
-    return _upscale_frame(image, net, detector, margin=margin, whole_frame=whole_frame,
-                          background=background, tile=tile, overlap=overlap, device=device,
-                          dtype=dtype)
+    results = [_upscale_frame(x, net, detector, margin=margin, whole_frame=whole_frame,
+                              background=background, tile=tile, overlap=overlap,
+                              device=device, dtype=dtype) for x in batch]
+    return results if kind.batched else results[0]

@@ -8,6 +8,7 @@ Bad files raise :class:`InputError`, whose message is one line naming the file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,17 +26,16 @@ IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff
 VIDEO_EXTS = frozenset({".avi", ".mp4", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg"})
 MAX_PIXELS = 100_000_000  # refuse decompression bombs before decoding
 MIN_SIDE = 8
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
-# EXIF orientation -> (cv2 rotate code or None, flip horizontally first)
+# EXIF orientation -> (cv2 rotate code or None, flip horizontally first);
+# 5 = transpose (main diagonal), 7 = transverse (anti-diagonal), as Pillow's exif_transpose
 _EXIF_OPS: dict[int, tuple[int | None, bool]] = {
     2: (None, True),
     3: (cv2.ROTATE_180, False),
     4: (cv2.ROTATE_180, True),
-    5: (cv2.ROTATE_90_CLOCKWISE, True),
+    5: (cv2.ROTATE_90_COUNTERCLOCKWISE, True),
     6: (cv2.ROTATE_90_CLOCKWISE, False),
-    7: (cv2.ROTATE_90_COUNTERCLOCKWISE, True),
+    7: (cv2.ROTATE_90_CLOCKWISE, True),
     8: (cv2.ROTATE_90_COUNTERCLOCKWISE, False),
 }
 
@@ -47,6 +47,18 @@ class InputError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+def _missing_reason(p: Path, default: str = "no such file or folder") -> str:
+    """Why ``p``, named but absent, cannot be opened: a link loop, a broken link or ``default``."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if p.is_symlink():
+            return f"broken symbolic link (its target {os.readlink(p)} does not exist)"
+    return default
 
 
 # ----------------------------------------------------------------------------- images
@@ -68,7 +80,7 @@ def read_image_rgba(
     """Decode an image file to float32 RGBA HWC in [0, 1]; alpha is 1 where the file has none."""
     p = Path(path)
     if not p.exists():
-        raise InputError(p, "file not found")
+        raise InputError(p, _missing_reason(p, "file not found"))
     if p.is_dir():
         raise InputError(p, "is a folder, not an image")
     data = p.read_bytes()
@@ -248,7 +260,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -258,6 +270,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc).
+
+    ``os.umask`` can only read the mask by setting it, which races with other threads that
+    create files meanwhile; it is the fallback where /proc is unavailable.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -354,7 +384,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 def _open_video(p: Path) -> cv2.VideoCapture:
     if not p.exists():
-        raise InputError(p, "file not found")
+        raise InputError(p, _missing_reason(p, "file not found"))
     if p.stat().st_size == 0:
         raise InputError(p, "file is empty (0 bytes)")
     cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
@@ -427,7 +457,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike], kinds: tuple[str, ...] = (
         elif p.exists():
             out.append(p)
         else:
-            raise InputError(p, "no such file or folder")
+            raise InputError(p, _missing_reason(p))
     return out
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from facesr.cli._common import BatchReport, err, out, progress
+from facesr.config import ConfigError, apply_overrides
 from facesr.degrade.degradation import PRESETS, DegradeConfig, Pools
 from facesr.degrade.pairs import HR_FACTORS, hr_variant, make_pair, pair_rng, variant_size
 from facesr.degrade.pools import KernelPool, NoisePool, PoolError
@@ -29,16 +29,11 @@ from facesr.io import (
 
 
 def parse_overrides(cfg: DegradeConfig, items: list[str]) -> DegradeConfig:
-    """Apply ``key=value`` overrides (values parsed as YAML) to a degradation config."""
-    d = dataclasses.asdict(cfg)
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
-        d[key.strip()] = yaml.safe_load(value)
+    """Apply ``key=value`` overrides to a degradation config, as ``facesr train --set`` does
+    (values parsed as YAML, then the strict typed loader: wrong types name the key)."""
     try:
-        return DegradeConfig.from_dict(d)
-    except (ValueError, TypeError) as e:
+        return DegradeConfig.from_dict(apply_overrides(dataclasses.asdict(cfg), items))
+    except ConfigError as e:
         raise typer.BadParameter(str(e), param_hint="--set") from None
 
 

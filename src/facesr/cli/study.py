@@ -216,6 +216,8 @@ def score(
         study = Study.from_key(json.loads(key.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, StudyError) as e:
         raise _stop(f"{key}: {e}") from None
+    except RecursionError:
+        raise _stop(f"{key}: not a study key (JSON nested too deeply)") from None
     report = BatchReport()
     decoded, seen = [], {}
     for path in rankings:
@@ -228,6 +230,9 @@ def score(
             why = (f"{e.msg}, line {e.lineno}" if isinstance(e, json.JSONDecodeError)
                    else "not UTF-8 text")
             report.fail(path, f"{path}: not valid JSON ({why})")
+            continue
+        except RecursionError:
+            report.fail(path, f"{path}: not a study rankings file (JSON nested too deeply)")
             continue
         try:
             r = decode_rankings(data, study)

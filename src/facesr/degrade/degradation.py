@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from facesr.config import ConfigError, from_dict
 from facesr.degrade.jpeg import jpeg_roundtrip, quantize8
 from facesr.degrade.kernels import bicubic_kernel, blur_downsample, gaussian_kernel
 from facesr.degrade.pools import KernelPool, NoisePool
@@ -63,22 +65,34 @@ class DegradeConfig:
             raise ValueError(f"scale must be >= 1, got {self.scale}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> DegradeConfig:
-        """Strict: an unknown key is an error."""
+    def from_dict(cls, d: Mapping, *, where: str = "") -> DegradeConfig:
+        """Strict, through the package's config loader: an unknown key or a wrong type (a float
+        for an int, a string for a bool) is a :class:`facesr.config.ConfigError` naming the key.
+
+        ``jpeg_quality`` and ``blur_sigma`` also take one number for a fixed value (30 ->
+        (30, 30)).
+
+        Args:
+            where: key prefix for messages, e.g. ``"data.degrade."``.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where.rstrip('.') or 'degradation settings'} must be a "
+                              f"mapping of keys, got {type(d).__name__}")
         unknown = set(d) - known
         if unknown:
-            raise ValueError(
-                f"unknown degradation settings {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"{where.rstrip('.') + ': ' if where else ''}unknown degradation "
+                              f"settings {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        if "jpeg_quality" in d:
-            q = d["jpeg_quality"]
-            d["jpeg_quality"] = (int(q), int(q)) if isinstance(q, int | float) else tuple(q)
-        if "blur_sigma" in d:
-            b = d["blur_sigma"]
-            d["blur_sigma"] = ((float(b), float(b)) if isinstance(b, int | float)
-                               else tuple(float(v) for v in b))
-        return cls(**d)
+        for key in ("jpeg_quality", "blur_sigma"):  # one number: a fixed value
+            if key in d and not isinstance(d[key], list | tuple):
+                d[key] = [d[key], d[key]]
+        try:
+            return from_dict(cls, d, where=where)
+        except ConfigError:
+            raise
+        except ValueError as e:  # __post_init__'s range checks
+            raise ConfigError(f"{where}{e}" if where else str(e)) from None
 
 
 PRESETS: dict[str, DegradeConfig] = {

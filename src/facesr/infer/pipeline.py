@@ -241,11 +241,19 @@ def upscale_face(image: Tensor, model: nn.Module | Runner, *, tile: int = 256,
     Returns:
         float32 (3, 4H, 4W) in [0, 1] on ``image``'s device.
 
+    Raises:
+        ValueError: a bad image shape, or a model output with NaN or infinite values (broken
+            weights, or an overflow in reduced precision), which clamping would hide.
+
     Shape: (3, H, W) -> (3, 4H, 4W).
     """
     _check(image)
     run = as_runner(model, device=device, dtype=dtype)
-    return upscale_tiled(image, run, scale=SCALE, tile=tile, overlap=overlap).clamp(0, 1)
+    sr = upscale_tiled(image, run, scale=SCALE, tile=tile, overlap=overlap)
+    if not bool(torch.isfinite(sr).all()):
+        raise ValueError("the model's output holds NaN or infinite values (broken weights, or "
+                         "an overflow in reduced precision: try float32 / --precision fp32)")
+    return sr.clamp(0, 1)
 
 
 def resample(image: Tensor, scale: int = SCALE, method: str = "bicubic") -> Tensor:

@@ -27,6 +27,11 @@ from facesr.io import atomic_write_bytes
 
 RRDB_FORMAT = "facesr.rrdb"
 RRDB_VERSION = "1"
+ARCH_KEYS = ("in_ch", "out_ch", "num_feat", "num_block", "num_grow_ch", "scale")
+# what a weight file may ask for (inclusive); bigger nets are refused before anything is built
+ARCH_LIMITS: dict[str, tuple[int, int]] = {
+    "in_ch": (1, 4), "out_ch": (1, 4), "num_feat": (1, 256), "num_block": (1, 64),
+    "num_grow_ch": (1, 256)}
 
 # old ESRGAN name prefix -> BasicSR name prefix (applied to the start of each key, in order)
 ESRGAN_KEY_MAP: tuple[tuple[str, str], ...] = (
@@ -169,22 +174,101 @@ def convert_state_dict(state: Mapping[str, object]) -> dict[str, Tensor]:
 
 
 def arch_from_state_dict(state: Mapping[str, Tensor]) -> dict[str, int]:
-    """Infer RRDBNet's constructor arguments from a (converted) state dict."""
-    try:
-        first = state["conv_first.weight"]
-        grow = state["body.0.rdb1.conv1.weight"]
-        last = state["conv_last.weight"]
-    except KeyError as e:
-        raise ValueError(f"not an RRDBNet state dict: missing {e.args[0]!r}") from None
+    """Infer RRDBNet's constructor arguments from a (converted) state dict.
+
+    Raises:
+        ValueError: a key tensor is missing or not a conv weight; the message names it.
+    """
+    convs = {}
+    for key in ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"):
+        if key not in state:
+            raise ValueError(f"not an RRDBNet state dict: missing {key!r}")
+        if state[key].ndim != 4:
+            raise ValueError(f"not an RRDBNet state dict: {key!r} has shape "
+                             f"{list(state[key].shape)}, not a conv weight (4 dimensions)")
+        convs[key] = state[key].shape
+    first, grow, last = convs.values()
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
-    in_total = int(first.shape[1])
-    in_ch = int(last.shape[0])  # SR nets map RGB to RGB; the rest follows from conv_first
-    scale = {1: 4, 4: 2, 16: 1}.get(in_total // in_ch) if in_total % in_ch == 0 else None
+    in_total = int(first[1])
+    in_ch = int(last[0])  # SR nets map RGB to RGB; the rest follows from conv_first
+    scale = ({1: 4, 4: 2, 16: 1}.get(in_total // in_ch)
+             if in_ch > 0 and in_total % in_ch == 0 else None)
     if scale is None:
         raise ValueError(f"cannot infer scale: conv_first takes {in_total} channels for "
                          f"{in_ch}-channel output")
-    return {"in_ch": in_ch, "out_ch": int(last.shape[0]), "num_feat": int(first.shape[0]),
-            "num_block": len(blocks), "num_grow_ch": int(grow.shape[0]), "scale": scale}
+    return {"in_ch": in_ch, "out_ch": int(last[0]), "num_feat": int(first[0]),
+            "num_block": len(blocks), "num_grow_ch": int(grow[0]), "scale": scale}
+
+
+def check_arch(arch: Mapping[str, int]) -> None:
+    """Refuse architectures outside :data:`ARCH_LIMITS` (before anything is built).
+
+    Raises:
+        ValueError: names the field, e.g. ``num_block 10000000 is outside 1..64``.
+    """
+    for key, (lo, hi) in ARCH_LIMITS.items():
+        v = arch[key]
+        if not lo <= v <= hi:
+            raise ValueError(f"{key} {v} is outside {lo}..{hi}")
+    if arch["scale"] not in (1, 2, 4):
+        raise ValueError(f"scale {arch['scale']} is not 1, 2 or 4")
+
+
+def state_dict_shapes(arch: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    """Every tensor name and shape of ``RRDBNet(**arch).state_dict()``, without building it.
+
+    >>> s = state_dict_shapes({"in_ch": 3, "out_ch": 3, "num_feat": 8, "num_block": 1,
+    ...                        "num_grow_ch": 4, "scale": 4})
+    >>> len(s), s["body.0.rdb1.conv5.weight"]
+    (42, (8, 24, 3, 3))
+    """
+    nf, gc = arch["num_feat"], arch["num_grow_ch"]
+    convs = {"conv_first": (arch["in_ch"] * (4 // arch["scale"]) ** 2, nf)}
+    for i in range(arch["num_block"]):
+        for j in (1, 2, 3):
+            for n in (1, 2, 3, 4):
+                convs[f"body.{i}.rdb{j}.conv{n}"] = (nf + (n - 1) * gc, gc)
+            convs[f"body.{i}.rdb{j}.conv5"] = (nf + 4 * gc, nf)
+    for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
+        convs[name] = (nf, nf)
+    convs["conv_last"] = (nf, arch["out_ch"])
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, (c_in, c_out) in convs.items():
+        shapes[f"{name}.weight"] = (c_out, c_in, 3, 3)
+        shapes[f"{name}.bias"] = (c_out,)
+    return shapes
+
+
+def _check_state(state: Mapping[str, Tensor], arch: Mapping[str, int]) -> None:
+    """Names, shapes and finiteness of every tensor, against what ``arch`` implies."""
+    expected = state_dict_shapes(arch)
+    what = "RRDBNet " + ", ".join(f"{k}={v}" for k, v in arch.items())
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ValueError(f"tensor {missing[0]!r} is missing ({len(missing)} missing for {what})")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise ValueError(f"unexpected tensor {extra[0]!r} ({len(extra)} not in {what})")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise ValueError(f"tensor {key!r} has shape {list(state[key].shape)}, expected "
+                             f"{list(shape)} for {what}")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"tensor {key!r} holds NaN or infinite values (broken weights)")
+
+
+def _arch_from_meta(meta: Mapping[str, str]) -> dict[str, int]:
+    arch = {}
+    for key in ARCH_KEYS:
+        if key not in meta:
+            raise ValueError(f"metadata lacks the architecture field {key!r}")
+        text = meta[key]
+        try:
+            arch[key] = int(text)
+        except ValueError:
+            raise ValueError(f"metadata field {key!r} is {text[:40]!r}, not an integer") from None
+    return arch
 
 
 def save_rrdb(path: str | os.PathLike, model: RRDBNet, *, dtype: torch.dtype = torch.float32,
@@ -210,7 +294,14 @@ def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") ->
     """Build an RRDBNet from a weight file: our safetensors, or a BasicSR/ESRGAN ``.pth``.
 
     ``.pth`` files are read with ``torch.load(weights_only=True)``; the architecture comes
-    from the metadata where present, else from the tensor shapes. Weights are float32.
+    from the metadata where present, else from the tensor shapes. Before the network is
+    built, the architecture is bounded (:data:`ARCH_LIMITS`) and every tensor's name, shape
+    and finiteness is checked against it. Weights are float32.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an unreadable file, a bad architecture field or tensor; the message names
+            the file and the field or tensor.
     """
     p = Path(path)
     if not p.is_file():
@@ -226,12 +317,14 @@ def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") ->
         state, meta = torch.load(p, map_location="cpu", weights_only=True), {}
         if not isinstance(state, Mapping):
             raise ValueError(f"{p}: expected a state dict, got {type(state).__name__}")
-    state = convert_state_dict(state)
-    keys = ("in_ch", "out_ch", "num_feat", "num_block", "num_grow_ch", "scale")
-    if meta.get("format") == RRDB_FORMAT:
-        arch = {k: int(meta[k]) for k in keys}
-    else:
-        arch = arch_from_state_dict(state)
+    try:
+        state = convert_state_dict(state)
+        arch = (_arch_from_meta(meta) if meta.get("format") == RRDB_FORMAT
+                else arch_from_state_dict(state))
+        check_arch(arch)
+        _check_state(state, arch)  # before building: a bad file must not build a huge net
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
     with torch.device("meta"):  # shapes only; the weights come from the file
         model = RRDBNet(**arch)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)

@@ -55,10 +55,10 @@ def decode_rankings(data: object, study: Study) -> RaterRankings:
         raise RankingError(f"not a study rankings file (expected \"format\": "
                            f"\"{RANKINGS_FORMAT}\")")
     if data.get("version") != RANKINGS_VERSION:
-        raise RankingError(f"rankings version {data.get('version')!r} is not supported")
+        raise RankingError(f"rankings version {_brief(data.get('version'))} is not supported")
     sid = data.get("study")
     if sid != study.study_id:
-        raise RankingError(f"rankings are from study {sid!r}, but the key is for study "
+        raise RankingError(f"rankings are from study {_brief(sid)}, but the key is for study "
                            f"{study.study_id!r}")
     rater, entries = data.get("rater"), data.get("rankings")
     if not isinstance(rater, str) or not isinstance(entries, list):
@@ -66,9 +66,14 @@ def decode_rankings(data: object, study: Study) -> RaterRankings:
     method_of = study.method_of()
     expected = {item.image: set(item.tokens) for item in study.items}
     orders: dict[str, tuple[str, ...]] = {}
-    for entry in entries:
-        image = entry.get("image") if isinstance(entry, dict) else None
-        ranking = entry.get("ranking") if isinstance(entry, dict) else None
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise RankingError(f"rankings entry {i + 1} is not an object with 'image' and "
+                               f"'ranking', got {_brief(entry)}")
+        if not isinstance(entry.get("image"), str):
+            raise RankingError(f"rankings entry {i + 1}: 'image' must be a name (text), got "
+                               f"{_brief(entry.get('image'))}")
+        image, ranking = entry["image"], entry.get("ranking")
         if image not in expected:
             raise RankingError(f"image {image!r} is not in study {study.study_id!r}")
         if image in orders:
@@ -84,6 +89,15 @@ def decode_rankings(data: object, study: Study) -> RaterRankings:
         raise RankingError(f"incomplete rankings: {len(missing)} of {len(expected)} images not "
                            f"ranked (first: {missing[0]!r})")
     return RaterRankings(sid, rater, orders)
+
+
+def _brief(value: object) -> str:
+    """A short, safe description of a JSON value for a message (no deep repr)."""
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "...")
+    return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
 
 
 def mean_opinion_rank(rankings: Sequence[RaterRankings]) -> list[MethodRank]:
