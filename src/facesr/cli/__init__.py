@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import cv2
 import typer
 
 from facesr.cli import (
@@ -18,6 +21,14 @@ from facesr.cli import (
     train,
     upscale,
 )
+
+# Decoders report damaged files in FFmpeg's and OpenCV's own logs, raw and straight to stderr;
+# the commands report such files themselves (one line naming the file), so the CLI silences
+# those logs. FFmpeg reads its level when the first video is opened, so this is early enough;
+# values set in the environment win (OPENCV_FFMPEG_LOGLEVEL=24 shows FFmpeg's warnings).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 app = typer.Typer(
     name="facesr",

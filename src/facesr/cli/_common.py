@@ -1,9 +1,14 @@
-"""Helpers shared by the commands: console output, progress bars, batch error reports."""
+"""Helpers shared by the commands: console output, progress bars, batch error reports, output
+folder locks."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
+import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +16,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -60,15 +66,16 @@ class BatchReport:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    left: int = 0  # not attempted: the batch stopped early (e.g. the disk is full)
 
     def fail(self, path: object, message: str) -> None:
         self.failed.append((str(path), message))
-        err.print(f"[red]error[/red] {message}", markup=True, soft_wrap=True)
+        err.print(f"[red]error[/red] {escape(message)}", markup=True, soft_wrap=True)
 
     def finish(self, what: str = "files") -> None:
         """Print the summary; exit with code 1 when anything failed."""
         msg = f"{self.done} {what} done, {self.skipped} skipped, {len(self.failed)} failed"
-        err.print(msg)
+        err.print(msg + (f", {self.left} not attempted" if self.left else ""))
         if self.failed:
             raise typer.Exit(code=1)
 
@@ -115,3 +122,59 @@ def source_tag(path: Path) -> str:
     """8 hex digits of a source's path: keeps output names unique when two sources share a
     stem (pass the resolved path)."""
     return hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
+
+
+# ----------------------------------------------------------------------------- output folders
+LOCK_NAME = ".facesr.lock"
+
+# the temporary names of facesr.io's atomic writers: ``.<name>.<8 random chars>.part``
+# (atomic_write_bytes, through mkstemp) and ``.<stem>.<pid>.part.mp4`` (write_video)
+_PARTIAL = re.compile(r"\..+\.(?:[a-z0-9_]{8}\.part|[0-9]+\.part\.mp4)")
+
+
+class FolderBusy(Exception):
+    """Another process holds an output folder's lock; ``str(e)`` is one line naming both."""
+
+
+@contextlib.contextmanager
+def lock_folder(folder: Path) -> Iterator[None]:
+    """Hold ``<folder>/.facesr.lock`` exclusively (``flock``) for the block; never wait.
+
+    The lock file holds the owner's process id and is removed on the way out.
+
+    Raises:
+        FolderBusy: another process holds the lock.
+        OSError: the lock file cannot be made (e.g. the folder is read-only).
+    """
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f"process {owner}" if owner.isdigit() else "another process"
+            raise FolderBusy(f"{folder} is in use by another facesr run ({who}); wait for it to "
+                             "finish or use another --out") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break  # still the lock file: its last owner did not remove it meanwhile
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete the temporary files that facesr's atomic writers leave behind when a run is
+    killed mid-write (call it holding the folder's lock); returns how many it removed."""
+    found = [p for p in folder.iterdir() if _PARTIAL.fullmatch(p.name) and p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return len(found)

@@ -9,7 +9,14 @@ Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an im
   (``--format`` tif or jpg changes the suffix);
 - ``<base>.json``: the record (input and its SHA-256, model and its SHA-256, every setting, the
   mode picked and why, face boxes and scores, outputs, timings, the synthesis notice). It is
-  written last: a still with a record is done, and a re-run skips it (resume).
+  written last: a still with a record is done, and a re-run skips it (resume) when the model
+  and every setting that can change its outputs are the same (else that input fails: pass
+  ``--overwrite``);
+- ``.facesr.lock`` while a run works in the folder (one run per folder; removed at the end).
+
+A still is all or nothing: when one of its files cannot be written its other files are removed.
+Write errors (disk full, read-only folder) stop the batch, as every later still would fail the
+same way; a re-run resumes.
 """
 
 from __future__ import annotations
@@ -19,13 +26,24 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import numpy as np
 import torch
 import typer
+from rich.markup import escape
 
-from facesr.cli._common import BatchReport, collect_inputs, err, out, progress, source_tag
+from facesr.cli._common import (
+    BatchReport,
+    FolderBusy,
+    collect_inputs,
+    err,
+    lock_folder,
+    out,
+    progress,
+    remove_partial_files,
+    source_tag,
+)
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
     NOTICE,
@@ -52,6 +70,17 @@ from facesr.io import (
 _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
             "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
             "--background": ("bicubic", "lanczos"), "--format": ("png", "tif", "jpg")}
+# settings that never change a still's outputs: speed, and which stills a run makes
+_NEUTRAL = frozenset({"threads", "stride", "max_frames", "save_video"})
+_DETECTION = frozenset({"detector", "detector_weights", "min_size", "score_threshold"})
+_FRAME = frozenset({"margin", "background", "save_frame"})  # only shape frame mode's outputs
+
+
+class _WriteError(Exception):
+    """A file in --out cannot be written (disk full, read-only folder): the batch stops."""
+
+    def __init__(self, path: Path, e: OSError) -> None:
+        super().__init__(f"{path}: cannot write ({e.strerror or e})")
 
 
 def _base(path: Path, frame: int | None) -> str:
@@ -170,7 +199,9 @@ def upscale(
     """Super-resolve faces x4: face crops directly, frames and videos face by face.
 
     Every output gets a JSON record beside it. Re-running with the same --out resumes: stills
-    that have a record are skipped (--overwrite redoes them).
+    that have a record are skipped (--overwrite redoes them); a record made with another model
+    or another value of a setting that changes outputs fails its input. One run per --out at a
+    time. Exit code 1 when anything failed, 2 when there is nothing to do.
     """
     given = {"--mode": mode, "--backend": backend, "--device": device, "--precision": precision,
              "--background": background, "--format": fmt}
@@ -201,8 +232,9 @@ def upscale(
                 "background": background, "threads": threads, "format": fmt, "scale": 4}
 
     report = BatchReport()
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = collect_inputs(sources, report, exclude=out_dir)
+    if not paths:
+        _nothing_to_do(sources, out_dir, report)
     work = {}
     for p in paths:
         try:
@@ -213,10 +245,49 @@ def upscale(
         work[p] = n if max_frames is None else min(n, max_frames)
 
     lines: list[str] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with lock_folder(out_dir):
+            if removed := remove_partial_files(out_dir):
+                err.print(f"removed {removed} unfinished temporary file(s) (*.part) of an "
+                          f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
+            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, lines)
+    except FolderBusy as e:
+        err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except OSError as e:  # the last resort: --out cannot be made or locked, or worse
+        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        report.fail(out_dir, f"{out_dir}: cannot use the output folder ({what})")
+        report.left = sum(work.values()) - report.done - report.skipped
+    for line in lines:
+        out.print(line, soft_wrap=True, markup=False)
+    out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
+    report.finish("images/frames")
+
+
+def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> NoReturn:
+    """Stop a run that found no input: exit 1 when a source failed, else 2; --out is not made."""
+    if report.failed:
+        report.finish("images/frames")
+    root = out_dir.resolve()
+    inside = any(s.resolve() == root or root in s.resolve().parents for s in sources)
+    names = ", ".join(map(str, sources))
+    err.print("[red]error[/red] " + escape(f"nothing to do: no images or videos in {names}" + (
+        f" (files inside --out {out_dir} are outputs, never inputs)" if inside else "")),
+        soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, model_rec: dict,
+           overwrite: bool, report: BatchReport, lines: list[str]) -> None:
+    """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
+    ``lines``; a bad input fails alone, a write error stops the batch."""
+    stride, max_frames = settings["stride"], settings["max_frames"]
+    paths = list(work)
     with progress() as bar:
         task = bar.add_task("upscale", total=sum(work.values()), note="")
-        for path in work:
-            digest = None
+        for i, path in enumerate(paths):
+            digest, pulled = None, 0
             stills = _stills(path, stride, max_frames)
             try:
                 while True:
@@ -225,11 +296,12 @@ def upscale(
                         frame, arr, notes = next(stills)
                     except StopIteration:
                         break
+                    pulled += 1
                     read_ms = round(1000 * (time.perf_counter() - t0), 1)
                     bar.update(task, note=f"{path.name} {'' if frame is None else frame}")
                     base = _base(path, frame)
                     rec_path = out_dir / f"{base}.json"
-                    if _done(rec_path, overwrite, model_rec["sha256"], settings):
+                    if _done(rec_path, overwrite, model_rec, settings):
                         report.skipped += 1
                         bar.advance(task)
                         continue
@@ -241,7 +313,7 @@ def upscale(
                         "path": str(path), "sha256": digest, "frame": frame,
                         "size": [arr.shape[1], arr.shape[0]], "notes": notes},
                         "model": model_rec, "settings": settings, **rec}
-                    atomic_write_text(rec_path, json.dumps(rec, indent=2) + "\n")
+                    _write_record(rec_path, rec, out_dir)
                     files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
                     found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
                              else f"; {len(rec['faces'])} face(s) found")
@@ -249,18 +321,39 @@ def upscale(
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
                     report.done += 1
                     bar.advance(task)
-                if save_video and kind_of(path) == "video":
+                if kind_of(path) == "video" and pulled < work[path]:
+                    raise InputError(path, f"decoded {pulled} of {work[path]} promised frames"
+                                     + (f" (--stride {stride})" if stride > 1 else "")
+                                     + "; the file looks truncated")
+                if settings["save_video"] and kind_of(path) == "video":
                     video = _assemble_video(path, out_dir, stride)
                     lines.append(f"{path}: video -> {video.name if video else 'no frames'}")
+            except _WriteError as e:
+                report.fail(path, f"{e}; stopped (re-run with the same --out to resume)")
+                report.left = max(work[path] - pulled, 0) + sum(work[p] for p in paths[i + 1:])
+                return
             except InputError as e:
                 report.fail(path, str(e))
+            except OSError as e:  # e.g. an input that cannot be read (no permission)
+                report.fail(path, f"{e.filename or path}: {e.strerror or e}")
             except (RuntimeError, ValueError) as e:  # e.g. out of memory: the batch goes on
                 first = (str(e).strip().splitlines() or [""])[0]
                 report.fail(path, f"{path}: failed ({type(e).__name__}: {first})")
-    for line in lines:
-        out.print(line, soft_wrap=True, markup=False)
-    out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
-    report.finish("images/frames")
+
+
+def _write_record(rec_path: Path, rec: dict, out_dir: Path) -> None:
+    """Write a still's record last; when that fails, remove its images too (all or nothing)."""
+    try:
+        atomic_write_text(rec_path, json.dumps(rec, indent=2) + "\n")
+    except OSError as e:
+        _remove(out_dir, [o["file"] for o in rec["outputs"]])
+        raise _WriteError(rec_path, e) from None
+
+
+def _remove(out_dir: Path, names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            (out_dir / name).unlink(missing_ok=True)
 
 
 def _assemble_video(path: Path, out_dir: Path, stride: int) -> Path | None:
@@ -277,14 +370,19 @@ def _assemble_video(path: Path, out_dir: Path, stride: int) -> Path | None:
     if not frames:
         return None
     fps = (video_info(path).fps or 25.0) / stride
-    return write_video(out_dir / f"{base}_x4.mp4", (read_image_array(f) for f in frames), fps)
+    target = out_dir / f"{base}_x4.mp4"
+    try:
+        return write_video(target, (read_image_array(f) for f in frames), fps)
+    except OSError as e:
+        raise _WriteError(target, e) from None
 
 
-def _done(rec_path: Path, overwrite: bool, model_sha256: str, settings: dict) -> bool:
+def _done(rec_path: Path, overwrite: bool, model_rec: dict, settings: dict) -> bool:
     """True if the still of this record is done with the same model and settings (skip it).
 
     With ``overwrite`` the outputs the old record lists are deleted and False is returned.
-    Raises InputError when the record is unreadable or from another model or settings.
+    Raises InputError when the record is unreadable, or made with another model or another
+    value of any setting that can change the outputs (see ``_changes``).
     """
     if not rec_path.exists():
         return False
@@ -300,13 +398,33 @@ def _done(rec_path: Path, overwrite: bool, model_sha256: str, settings: dict) ->
         return False
     if not isinstance(old, dict):
         raise InputError(rec_path, "unreadable record; pass --overwrite to redo this input")
-    keys = ("mode", "margin", "detector", "background", "save_frame", "format")
-    keys = keys if old.get("mode") == "frame" else ("mode", "format")
-    if old.get("model", {}).get("sha256") != model_sha256 or any(
-            old.get("settings", {}).get(k) != settings[k] for k in keys):
+    changes = _changes(old, model_rec, settings)
+    if changes:
         raise InputError(rec_path, "made with another model or settings; pass --overwrite "
-                         "or use another --out")
+                         f"or use another --out ({', '.join(changes)})")
     return True
+
+
+def _changes(old: dict, model_rec: dict, settings: dict) -> list[str]:
+    """What differs between a record and this run, in a way that can change its outputs.
+
+    Every setting the record holds counts (so one added later counts too), except the
+    ``_NEUTRAL`` ones, detection ones when --mode face asks for none, and frame-mode ones when
+    the still was made in face mode.
+    """
+    def shown(value: object) -> str:
+        return "default" if value is None else str(value)
+
+    was_model = old.get("model") if isinstance(old.get("model"), dict) else {}
+    was = old.get("settings") if isinstance(old.get("settings"), dict) else {}
+    changes = [] if was_model.get("sha256") == model_rec["sha256"] else [
+        f"model {shown(was_model.get('name'))} -> {model_rec.get('name')}"]
+    ignore = _NEUTRAL | (_DETECTION if settings["mode"] == "face" else frozenset()) | (
+        _FRAME if old.get("mode") == "face" else frozenset())
+    for key in sorted((set(was) | set(settings)) - ignore):
+        if was.get(key) != settings.get(key):
+            changes.append(f"{key} {shown(was.get(key))} -> {shown(settings.get(key))}")
+    return changes
 
 
 def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: dict,
@@ -351,8 +469,12 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
         if result.frame is not None:
             outputs.append((f"{base}_frame_x4.{settings['format']}", "frame", result.frame))
     with timer("write"):
-        for name, _, img in outputs:
-            write_image(out_dir / name, img)
+        for k, (name, _, img) in enumerate(outputs):
+            try:
+                write_image(out_dir / name, img)
+            except OSError as e:
+                _remove(out_dir, [n for n, _, _ in outputs[:k]])  # a still is all or nothing
+                raise _WriteError(out_dir / name, e) from None
     timings["total"] = round(1000 * (time.perf_counter() - t0), 1)
     return {"mode": picked, "mode_reason": reason, "faces": face_recs,
             "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]]}
