@@ -71,7 +71,8 @@ def bench(name: str, iterations: int, warmup: int, device: str, random: bool,
         f"data.hq={hq}", "data.val_fraction=0", "data.kernels=null", "data.noise=null",
         f"train.iterations={total}", f"train.checkpoint_every={total}",
         f"train.log_every={total}", "train.tensorboard=false", f"train.device={device}",
-        "loss.lpips_backbone=null", "loss.lpips_linear=null", "train.init_g=null"])
+        "loss.lpips_backbone=null", "loss.lpips_linear=null", "train.init_g=null",
+        *([] if threads is None else [f"train.threads={threads}"])])  # train() applies it
     stamps: list[float] = []
 
     def on_step(done: int, total: int, logged: dict | None) -> None:

@@ -28,7 +28,8 @@ from typing import Annotated
 import typer
 
 from facesr.cli._common import BatchReport, err, out, progress
-from facesr.cli.pairs import hq_files, load_pools, pair_names, parse_overrides
+from facesr.cli.pairs import open_pools, pair_names, parse_overrides
+from facesr.data.inputs import hq_files
 from facesr.eval.folder import Prepare
 from facesr.io import InputError, atomic_write_text, sha256_file
 
@@ -97,7 +98,7 @@ def synthetic(
     names = _metrics(metrics, True)
     meths = _methods(methods, device, tile, threads)
     scorers = _load_metrics(names, weights, device, crop_border)
-    pools = load_pools(kernels, noise, cfg)
+    pools = open_pools(kernels, noise, cfg)
     if noise is not None and pools.noise is None:
         err.print(f"note: --noise is not used: preset {preset!r} draws noise {cfg.noise!r}")
     files = _files(hq, out_dir, lambda: hq_files(hq), limit)

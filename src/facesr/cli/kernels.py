@@ -17,11 +17,7 @@ import typer
 from facesr.cli._common import BatchReport, count_stills, err, out, progress, setup_logging
 from facesr.degrade import kernelgan
 from facesr.degrade.pools import KernelPool, PoolError
-from facesr.io import InputError, expand_inputs, iter_sources, to_tensor
-
-
-def _key(path: str, frame: int | None) -> str:
-    return path if frame is None else f"{path}#{frame}"
+from facesr.io import InputError, expand_inputs, iter_sources, still_key, to_tensor
 
 
 def kernels(
@@ -88,7 +84,7 @@ def kernels(
             raise typer.Exit(2)
         kernels_done, records = list(pool.kernels), list(pool.sources)
         err.print(f"resuming {out_path}: {len(records)} kernels already there")
-    done_keys = {_key(r.get("source", ""), r.get("frame")) for r in records}
+    done_keys = {still_key(r.get("source", ""), r.get("frame")) for r in records}
 
     total = count_stills(files, stride, max_frames)
     settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE}
@@ -103,7 +99,7 @@ def kernels(
                 bar.update(inner, completed=i)
 
         for item in iter_sources(files, frame_stride=stride, max_frames=max_frames):
-            key = _key(str(item.path), item.frame)
+            key = item.key
             if item.error is not None:
                 report.fail(item.path, str(item.error))
             elif key in done_keys:

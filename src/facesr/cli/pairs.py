@@ -12,14 +12,14 @@ import typer
 
 from facesr.cli._common import BatchReport, err, out, progress
 from facesr.config import ConfigError, apply_overrides
+from facesr.data.inputs import MissingPool, hq_files, load_pools
 from facesr.degrade.degradation import PRESETS, DegradeConfig, Pools
 from facesr.degrade.pairs import HR_FACTORS, hr_variant, make_pair, pair_rng, variant_size
-from facesr.degrade.pools import KernelPool, NoisePool, PoolError
+from facesr.degrade.pools import PoolError
 from facesr.io import (
     InputError,
     append_jsonl,
     atomic_write_text,
-    expand_inputs,
     image_size,
     read_image,
     read_jsonl,
@@ -37,33 +37,16 @@ def parse_overrides(cfg: DegradeConfig, items: list[str]) -> DegradeConfig:
         raise typer.BadParameter(str(e), param_hint="--set") from None
 
 
-def load_pools(kernels: Path | None, noise: Path | None, cfg: DegradeConfig) -> Pools:
-    """Load the pools the config needs; a clear error when one is missing or unreadable."""
-    if cfg.kernel == "pool" and kernels is None:
-        raise typer.BadParameter("this degradation draws pool kernels: give --kernels FILE")
-    if cfg.noise == "pool" and noise is None:
-        raise typer.BadParameter("this degradation draws pool noise: give --noise FILE")
+def open_pools(kernels: Path | None, noise: Path | None, cfg: DegradeConfig) -> Pools:
+    """:func:`facesr.data.inputs.load_pools` for a command: a missing pool is a usage error,
+    an unreadable one exits 2 with its message."""
     try:
-        kp = KernelPool.load(kernels) if kernels and cfg.kernel == "pool" else None
-        npool = NoisePool.load(noise) if noise and cfg.noise == "pool" else None
+        return load_pools(cfg, kernels, noise)
+    except MissingPool as e:
+        raise typer.BadParameter(f"{e}: give --{e.what} FILE") from None
     except PoolError as e:
         err.print(str(e))
         raise typer.Exit(2) from None
-    if kp is not None and kp.scale != cfg.scale:
-        raise typer.BadParameter(f"kernel pool is for x{kp.scale}, degradation is x{cfg.scale}")
-    return Pools(kp, npool)
-
-
-def hq_files(hq: list[Path]) -> list[Path]:
-    """Images from files, folders, and list files (.txt, one path per line, as `data curate`)."""
-    files: list[Path] = []
-    for p in hq:
-        if p.suffix.lower() == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-            files.extend(Path(ln) for ln in lines if ln and not ln.startswith("#"))
-        else:
-            files.extend(expand_inputs([p], kinds=("image",)))
-    return files
 
 
 def pair_names(files: list[Path]) -> list[str]:
@@ -105,7 +88,7 @@ def pairs(
         raise typer.BadParameter(f"not a list of numbers: {factors!r}") from None
     if not facs or any(not 0 < f <= 1 for f in facs):
         raise typer.BadParameter("factors must be in (0, 1]", param_hint="--factors")
-    pools = load_pools(kernels, noise, cfg)
+    pools = open_pools(kernels, noise, cfg)
     try:
         files = hq_files(hq)
     except InputError as e:

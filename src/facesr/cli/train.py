@@ -102,12 +102,7 @@ def train(
         names = [str(run_dir)]
         dist.broadcast_object_list(names, src=0)  # the default name has a time stamp
         run_dir = Path(names[0])
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    if torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    # train() applies the run's torch settings (train.threads, TF32 on CUDA)
 
     if world.main:
         what = "resuming" if resume is not None else "new run"

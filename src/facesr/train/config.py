@@ -166,7 +166,7 @@ class RunConfig:
     amp_cpu: Literal["bf16", "none"] = "none"
     channels_last: bool = True  # cuda only; no-op on CPU
     workers: int = 4  # DataLoader processes (0: load in the training process)
-    threads: int = 0  # CPU intra-op threads (torch.set_num_threads, set by the CLI); 0: default
+    threads: int = 0  # CPU intra-op threads (torch.set_num_threads, set by train()); 0: default
     init_g: str | None = field(default=None, metadata=PATH)  # generator weights to start from
     tensorboard: bool = True  # events in RUN/tb (needs the `tensorboard` package)
 

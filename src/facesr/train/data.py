@@ -11,7 +11,6 @@ number of DDP processes, each of which takes its contiguous share of every globa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,26 +21,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facesr.data.dataset import DegradedFaces, collate_pairs
 from facesr.degrade.degradation import DegradeConfig, Pools
-from facesr.io import InputError, expand_inputs
 
 PERM_TAG = 0x7065726D  # "perm": keeps the permutation stream apart from the items' streams
 SPLIT_TAG = 0x73706C74  # "splt"
-
-
-def hq_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
-    """Images from files, folders (recursive), and ``.txt`` lists (one path a line, as
-    ``facesr data curate`` writes; ``#`` comments)."""
-    files: list[Path] = []
-    for src in sources:
-        p = Path(src)
-        if p.suffix.lower() == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-            files.extend(Path(ln) for ln in lines if ln and not ln.startswith("#"))
-        else:
-            files.extend(expand_inputs([p], kinds=("image",)))
-    if not files:
-        raise InputError(", ".join(map(str, sources)) or "data.hq", "no HQ images found")
-    return files
 
 
 def split_files(files: Sequence[Path], fraction: float, seed: int, *,

@@ -1,9 +1,10 @@
 """The training loop: PSNR pre-training (L1) and GAN fine-tuning (L1 + RaGAN + LPIPS).
 
-Read it top to bottom: setup (data, models, optimizers, resume), then one loop whose body is
-the generator step, the discriminator step (GAN stage), the EMA update, and the periodic
-logging, validation and checkpointing. Everything a run writes goes to its run directory
-(see ``checkpoint.py`` and ``logbook.py``); only the main process writes.
+Read it top to bottom: :func:`setup` builds a :class:`TrainState` (data, models, optimizers,
+resume), :func:`train_step` is one iteration (the generator step, the discriminator step of
+the GAN stage, the EMA update), and :class:`Bookkeeping` is the main process's periodic
+logging, validation and checkpointing; :func:`train` runs them. Everything a run writes goes to
+its run directory (see ``checkpoint.py`` and ``logbook.py``); only the main process writes.
 
 Determinism: on CPU, a run resumed from a checkpoint continues bit-for-bit (weights, Adam
 state, data stream position; the LR is a pure function of the iteration), given the same
@@ -20,8 +21,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,24 +32,24 @@ from torch import Tensor, nn
 
 from facesr.data.dataset import DegradedFaces
 from facesr.data.dedup import near_duplicate_groups
-from facesr.degrade.degradation import DegradeConfig, Pools
-from facesr.degrade.pools import KernelPool, NoisePool
-from facesr.io import atomic_write_text
+from facesr.data.inputs import MissingPool, hq_files, load_pools
+from facesr.degrade.degradation import Pools
+from facesr.io import InputError, atomic_write_text
 from facesr.losses import load_lpips
 from facesr.models import PatchDiscriminator, RRDBNet, load_rrdb
 from facesr.train.checkpoint import (
     POINTER,
+    Checkpoint,
     clean_run_dir,
     export_generator,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from facesr.train.config import ConfigError, DataConfig, TrainConfig, config_to_yaml
+from facesr.train.config import ConfigError, DataConfig, RunConfig, TrainConfig, config_to_yaml
 from facesr.train.data import (
     StreamBatches,
     data_state,
-    hq_files,
     make_loader,
     split_files,
     validation_set,
@@ -99,18 +100,24 @@ def resolve_device(name: str, world: World) -> torch.device:
     return device
 
 
-def load_pools(data: DataConfig, degrade: DegradeConfig) -> Pools:
-    """Load the pool files the degradation draws from."""
-    if degrade.kernel == "pool" and data.kernels is None:
-        raise ConfigError(f"preset {data.preset!r} draws pool kernels: set data.kernels")
-    if degrade.noise == "pool" and data.noise is None:
-        raise ConfigError(f"preset {data.preset!r} draws pool noise: set data.noise")
-    kernels = KernelPool.load(data.kernels) if degrade.kernel == "pool" else None
-    noise = NoisePool.load(data.noise) if degrade.noise == "pool" else None
-    if kernels is not None and kernels.scale != degrade.scale:
-        raise ConfigError(f"{data.kernels}: kernel pool is for x{kernels.scale}, the "
-                          f"degradation is x{degrade.scale}")
-    return Pools(kernels, noise)
+def apply_runtime(t: RunConfig, device: torch.device) -> None:
+    """The process-wide torch settings of a run: ``train.threads`` intra-op threads (0 leaves
+    torch's choice) and, on CUDA, cuDNN autotuning with TF32 matmuls and convolutions."""
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def _pools(data: DataConfig) -> Pools:
+    """The pool files the degradation draws from (:func:`facesr.data.inputs.load_pools`)."""
+    try:
+        return load_pools(data.degradation(), data.kernels, data.noise)
+    except MissingPool as e:
+        raise ConfigError(f"preset {data.preset!r} draws pool {e.what}: set "
+                          f"data.{e.what}") from None
 
 
 def _grid(lr: Tensor, sr: Tensor, hr: Tensor) -> Tensor:
@@ -156,6 +163,8 @@ def _optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module,
 def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path]]:
     """The held-out split of ``data.hq``, near-duplicate groups kept on one side."""
     files = hq_files(data.hq)
+    if not files:
+        raise InputError(", ".join(map(str, data.hq)) or "data.hq", "no HQ images found")
     groups: list[list[Path]] = []
     if data.val_fraction > 0 and data.val_group_near_duplicates:
         t0 = time.perf_counter()
@@ -171,10 +180,326 @@ def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path]]:
     return split_files(files, data.val_fraction, data.val_seed, groups=groups)
 
 
+@dataclass
+class GanParts:
+    """What only the GAN stage has: the discriminator, its optimizer, and LPIPS."""
+
+    d: nn.Module  # the generator step calls it unwrapped; checkpoints store it
+    d_train: nn.Module  # ``d``, or its DDP wrapper: what the discriminator step trains
+    opt: torch.optim.Optimizer
+    lr: float  # the base learning rate of ``opt`` (optim.lr_d, else optim.lr)
+    lpips: nn.Module | None  # None when loss.l_lpips is 0
+
+
+@dataclass
+class TrainState:
+    """A run in progress, as :func:`setup` builds it and :func:`train_step` advances it."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    world: World
+    device: torch.device
+    amp: torch.dtype | None  # autocast dtype, None: float32
+    mem: torch.memory_format
+    g: RRDBNet
+    g_train: nn.Module  # ``g``, or its DDP wrapper
+    ema: RRDBNet | None
+    opt_g: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    teacher: RRDBNet | None
+    gan: GanParts | None  # None in the PSNR stage
+    pools: Pools
+    val_files: list[Path]  # held out, never trained on
+    n_items: int  # training items per epoch
+    batches: Iterator[dict]
+    start: int  # the iteration this call starts at (resumed from)
+    items: int  # data-stream items consumed so far
+
+    def autocast(self) -> AbstractContextManager:
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    @property
+    def model(self) -> RRDBNet:
+        """The generator that is validated and exported: the EMA when there is one."""
+        return self.ema if self.ema is not None else self.g
+
+
+def _gan_parts(cfg: TrainConfig, ckpt: Checkpoint | None, world: World, device: torch.device,
+               mem: torch.memory_format) -> GanParts | None:
+    """The GAN stage's discriminator (its checkpointed weights when resuming), its optimizer
+    and LPIPS; None in the PSNR stage."""
+    if cfg.train.stage != "gan":
+        return None
+    d = PatchDiscriminator(ndf=cfg.disc.ndf, n_layers=cfg.disc.n_layers, norm=cfg.disc.norm)
+    if ckpt is not None and ckpt.d is not None:
+        d.load_state_dict(ckpt.d)
+    if device.type == "cuda" and world.world_size > 1:
+        d = nn.SyncBatchNorm.convert_sync_batchnorm(d)
+    d.to(device, memory_format=mem)
+    lr = cfg.optim.lr if cfg.optim.lr_d is None else cfg.optim.lr_d
+    opt = torch.optim.Adam(d.parameters(), lr=lr, betas=cfg.optim.betas)
+    lpips = None
+    if cfg.loss.l_lpips > 0:
+        lpips = load_lpips(cfg.loss.lpips_backbone, cfg.loss.lpips_linear, device=device)
+    return GanParts(d, d, opt, lr, lpips)
+
+
+def setup(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+          pools: Pools | None = None, world: World = World()) -> TrainState:
+    """Data, models and optimizers of a run, restored from the latest checkpoint of
+    ``run_dir`` when resuming (arguments: :func:`train`); writes nothing."""
+    run_dir, t = Path(run_dir), cfg.train
+    device = resolve_device(t.device, world)
+    cuda = device.type == "cuda"
+    if cuda:
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
+    else:
+        amp = torch.bfloat16 if t.amp_cpu == "bf16" else None
+    mem = torch.channels_last if cuda and t.channels_last else torch.contiguous_format
+    if not resume and (run_dir / POINTER).exists():
+        raise FileExistsError(f"{run_dir} already holds a run: resume it or choose a new one")
+    pools = _pools(cfg.data) if pools is None else pools
+    train_files, val_files = _split(cfg.data, world.main)
+    faces = DegradedFaces(train_files, pools, cfg.data.degradation(),
+                          hr_patch=cfg.data.hr_patch, factors=cfg.data.factors, seed=t.seed)
+
+    ckpt_path = latest_checkpoint(run_dir) if resume else None
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    torch.manual_seed(t.seed)  # G's initial weights, then D's, then LPIPS's (before loading)
+    m = cfg.model
+    g = RRDBNet(num_feat=m.num_feat, num_block=m.num_block, num_grow_ch=m.num_grow_ch,
+                scale=m.scale)
+    gan = _gan_parts(cfg, ckpt, world, device, mem)
+    if ckpt is None and t.init_g:
+        _load_init(g, t.init_g)
+    ema = copy.deepcopy(g).requires_grad_(False) if t.ema_decay > 0 else None
+    if ckpt is not None:
+        g.load_state_dict(ckpt.g)
+        if ema is not None:
+            ema.load_state_dict(ckpt.g_ema if ckpt.g_ema is not None else ckpt.g)
+    for net in (g, ema):
+        if net is not None:
+            net.to(device, memory_format=mem)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
+    teacher = None
+    if cfg.loss.teacher is not None:
+        teacher = _load_teacher(cfg.loss.teacher, m.scale).to(device, memory_format=mem)
+    start, items = 0, 0
+    if ckpt is not None:
+        start, items = _restore(ckpt, run_dir, val_files, len(faces), opt_g, gan, scaler, cuda)
+
+    g_train = g
+    if world.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if cuda else None
+        g_train = DDP(g, device_ids=ids)
+        if gan is not None:
+            gan.d_train = DDP(gan.d, device_ids=ids)
+    sampler = StreamBatches(len(faces), t.batch, t.seed, start=items, rank=world.rank,
+                            world_size=world.world_size)
+    batches = iter(make_loader(faces, sampler, workers=t.workers, pin_memory=cuda))
+    return TrainState(cfg, run_dir, world, device, amp, mem, g, g_train, ema, opt_g, scaler,
+                      teacher, gan, pools, val_files, len(faces), batches, start, items)
+
+
+def _restore(ckpt: Checkpoint, run_dir: Path, val_files: list[Path], n_items: int,
+             opt_g: torch.optim.Optimizer, gan: GanParts | None,
+             scaler: torch.amp.GradScaler, cuda: bool) -> tuple[int, int]:
+    """Check that the data can continue; load the optimizer, scaler and RNG states.
+
+    Returns:
+        (iteration, data-stream items consumed) of the checkpoint.
+    """
+    st = ckpt.state
+    held = run_dir / "heldout.txt"  # resuming on other held-out files would train on some
+    if held.is_file() and held.read_text(encoding="utf-8").splitlines() != [
+            str(f) for f in val_files]:
+        raise ConfigError(f"{held}: the held-out files are not those the run began with "
+                          "(data.hq or the split changed; a run begun before near-duplicate "
+                          "grouping resumes with --set data.val_group_near_duplicates=false)")
+    if st["data"]["num_items"] != n_items:
+        raise ConfigError(f"{ckpt.path}: the training set had {st['data']['num_items']} "
+                          f"items, now {n_items}; the data stream cannot continue")
+    opt_g.load_state_dict(st["opt_g"])
+    if gan is not None and st.get("opt_d") is not None and st.get("stage") == "gan":
+        gan.opt.load_state_dict(st["opt_d"])
+    if st.get("scaler"):
+        scaler.load_state_dict(st["scaler"])
+    torch.set_rng_state(st["rng"]["torch"])
+    if cuda and st["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+    log.info("resuming %s at iteration %d", ckpt.path, ckpt.iteration)
+    return ckpt.iteration, int(st["data"]["items"])
+
+
+def train_step(st: TrainState, it: int) -> dict[str, Tensor]:
+    """Iteration ``it`` (0-based): the generator step, the discriminator step (GAN stage) and
+    the EMA update.
+
+    Returns:
+        The iteration's scalars (0-dim tensors, this process's; not synchronised).
+    """
+    cfg, w, o = st.cfg, st.cfg.loss, st.cfg.optim
+    lr_g = lr_at(it, o.lr, o.milestones, o.gamma)
+    for group in st.opt_g.param_groups:
+        group["lr"] = lr_g
+    batch = next(st.batches)
+    x = batch["lr"].to(st.device, non_blocking=True).contiguous(memory_format=st.mem)
+    hr = batch["hr"].to(st.device, non_blocking=True).contiguous(memory_format=st.mem)
+    gan, ws = st.gan, st.world.world_size
+
+    # generator step (D frozen and called unwrapped: it is not updated here)
+    if gan is not None:
+        gan.d.requires_grad_(False)
+    with st.autocast():
+        teacher_sr = None
+        if st.teacher is not None:
+            with torch.no_grad():
+                teacher_sr = st.teacher(x)
+        sr = st.g_train(x)
+        loss_g, stats = generator_loss(
+            sr, hr, d=gan.d if gan else None, lpips=gan.lpips if gan else None,
+            l_pix=w.l_pix, l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
+            teacher_sr=teacher_sr, l_teacher=w.l_teacher, l_color=w.l_color,
+            color_pool=w.color_pool)
+    norm = _optimizer_step(st.opt_g, loss_g, st.g, st.scaler, o.grad_clip)
+    if norm is not None:
+        stats["train/grad_norm_g"] = norm
+
+    # discriminator step (relativistic average, one joint loss over real and fake)
+    if gan is not None:
+        for group in gan.opt.param_groups:
+            group["lr"] = lr_at(it, gan.lr, o.milestones, o.gamma)
+        gan.d.requires_grad_(True)
+        with st.autocast():
+            loss_d, d_stats = discriminator_loss(gan.d_train, sr.detach(), hr, world_size=ws)
+        norm = _optimizer_step(gan.opt, loss_d, gan.d, st.scaler, o.grad_clip)
+        if norm is not None:
+            d_stats["train/grad_norm_d"] = norm
+        stats |= d_stats
+    st.scaler.update()
+    if st.ema is not None:
+        ema_update(st.ema, st.g, ema_decay_at(it, cfg.train.ema_decay))
+    st.items += cfg.train.batch
+    return stats
+
+
+class Bookkeeping:
+    """The main process's side of a run: its folder, logs, validation and checkpoints.
+
+    Opening it prepares the run folder (leftovers of an interrupted run removed, config.yaml
+    and heldout.txt written) and builds the fixed validation set.
+    """
+
+    def __init__(self, st: TrainState) -> None:
+        cfg, run_dir = st.cfg, st.run_dir
+        self.config_yaml = config_to_yaml(cfg)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clean_run_dir(run_dir, st.start)
+        atomic_write_text(run_dir / "config.yaml", self.config_yaml)
+        # the held-out files, never trained on: evaluate a model of this run on these
+        atomic_write_text(run_dir / "heldout.txt", "".join(f"{f}\n" for f in st.val_files))
+        self.runlog = RunLog(run_dir, start=st.start, tensorboard=cfg.train.tensorboard)
+        self.val: tuple[Tensor, Tensor] | None = None
+        self.val_bicubic = math.nan
+        if st.val_files:
+            self.val = validation_set(st.val_files, st.pools, cfg.data.degradation(),
+                                      hr_patch=cfg.data.hr_patch, factors=cfg.data.factors,
+                                      seed=cfg.data.val_seed, count=cfg.data.val_max)
+            lr_v, hr_v = self.val  # fixed: its bicubic baseline is computed once
+            up = F.interpolate(lr_v, size=hr_v.shape[-2:], mode="bicubic", align_corners=False)
+            self.val_bicubic = mean_finite(psnr_y(up.clamp(0, 1), hr_v, cfg.model.scale))
+        self.sums: dict[str, Tensor] = {}
+        self.n_sum, self.t_last, self.it_last = 0, time.perf_counter(), st.start
+        self.last: dict[str, float] = {}  # the last logged training scalars
+        self.last_val: dict[str, float] = {}  # the last validation
+
+    def after_step(self, st: TrainState, done: int, stats: dict[str, Tensor]
+                   ) -> dict[str, float] | None:
+        """Log, validate and checkpoint after iteration ``done`` (1-based) when due.
+
+        Under DDP, L1 and LPIPS are the main process's share of the batch, the GAN terms the
+        whole batch's.
+
+        Returns:
+            The scalars logged at this iteration, or None.
+        """
+        t = st.cfg.train
+        final = done == t.iterations
+        for k, v in stats.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v.detach().float()
+        self.n_sum += 1
+        logged = None
+        if done % t.log_every == 0 or final:
+            now = time.perf_counter()
+            logged = {k: float(v) / self.n_sum for k, v in self.sums.items()}
+            logged |= {"train/lr": st.opt_g.param_groups[0]["lr"],
+                       "train/it_per_s": (done - self.it_last) / (now - self.t_last)}
+            self.sums, self.n_sum, self.t_last, self.it_last = {}, 0, now, done
+            self.runlog.scalars(done, logged)
+            self.last = logged
+        if self.val is not None and (done % t.val_every == 0 or final):
+            self.last_val = self.validate(st, done)
+            self.runlog.scalars(done, self.last_val)
+            logged = (logged or {}) | self.last_val
+        if done % t.checkpoint_every == 0 or final:
+            self.checkpoint(st, done)
+        return logged
+
+    @torch.no_grad()
+    def validate(self, st: TrainState, done: int) -> dict[str, float]:
+        """PSNR-Y and SSIM-Y of the validated generator on the fixed validation set."""
+        model, (lr_v, hr_v), b = st.model, self.val, st.cfg.train.batch
+        srs = []
+        for i in range(0, len(lr_v), b):
+            x = lr_v[i:i + b].to(st.device).contiguous(memory_format=st.mem)
+            with st.autocast():
+                srs.append(model(x).float().clamp(0, 1).cpu())
+        sr = torch.cat(srs)
+        s = st.cfg.model.scale
+        out = {"val/psnr_y": mean_finite(psnr_y(sr, hr_v, s)),
+               "val/ssim_y": mean_finite(ssim_y(sr, hr_v, s)),
+               "val/psnr_y_bicubic": self.val_bicubic}
+        self.runlog.image(done, "val/lr_sr_hr", _grid(lr_v[:4], sr[:4], hr_v[:4]))
+        return out
+
+    def checkpoint(self, st: TrainState, done: int) -> None:
+        """Checkpoint ``done``: weights, optimizer/scaler/RNG states, data-stream position."""
+        t, gan, cuda = st.cfg.train, st.gan, st.device.type == "cuda"
+        state = {"stage": t.stage, "world_size": st.world.world_size,
+                 "opt_g": st.opt_g.state_dict(),
+                 "opt_d": gan.opt.state_dict() if gan is not None else None,
+                 "scaler": st.scaler.state_dict() if st.scaler.is_enabled() else None,
+                 "rng": {"torch": torch.get_rng_state(),
+                         "cuda": torch.cuda.get_rng_state_all() if cuda else []},
+                 "data": data_state(st.items, st.n_items, t.seed)}
+        dc = st.cfg.disc
+        d_arch = {"in_ch": 3, "ndf": dc.ndf, "n_layers": dc.n_layers, "norm": dc.norm}
+        save_checkpoint(st.run_dir, done, g=st.g, g_ema=st.ema,
+                        d=gan.d if gan is not None else None, d_arch=d_arch, state=state,
+                        config_yaml=self.config_yaml, stage=t.stage, keep=t.keep_checkpoints)
+
+    def finish(self, st: TrainState) -> None:
+        """Close the logs; export the generator as ``RUN/model.safetensors``."""
+        self.runlog.close()
+        t = st.cfg.train
+        final = max(st.start, t.iterations)
+        export_generator(st.run_dir / "model.safetensors", st.model,
+                         config_yaml=self.config_yaml, stage=t.stage, iteration=final,
+                         source=f"facesr train {t.stage}, iteration {final}, "
+                                f"{'EMA' if st.ema is not None else 'raw'} G")
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
           on_step: StepCallback | None = None) -> dict:
     """Train (or resume) one stage; writes checkpoints, metrics and images under ``run_dir``.
+
+    Applies the run's torch settings first (:func:`apply_runtime`: ``train.threads``, TF32).
 
     Args:
         resume: continue from ``run_dir``'s latest complete checkpoint (from iteration 0 when
@@ -188,223 +513,16 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     Returns:
         ``{"iteration", "run_dir", "last": last logged scalars, "val": last validation}``.
     """
-    run_dir, t = Path(run_dir), cfg.train
-    gan = t.stage == "gan"
-    device = resolve_device(t.device, world)
-    cuda = device.type == "cuda"
-    if cuda:
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
-    else:
-        amp = torch.bfloat16 if t.amp_cpu == "bf16" else None
-    mem = torch.channels_last if cuda and t.channels_last else torch.contiguous_format
-    config_yaml = config_to_yaml(cfg)
-    if not resume and (run_dir / POINTER).exists():
-        raise FileExistsError(f"{run_dir} already holds a run: resume it or choose a new one")
-
-    def autocast():
-        return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
-
-    # ---------------------------------------------------------------- data
-    degrade = cfg.data.degradation()
-    pools = load_pools(cfg.data, degrade) if pools is None else pools
-    train_files, val_files = _split(cfg.data, world.main)
-    faces = DegradedFaces(train_files, pools, degrade, hr_patch=cfg.data.hr_patch,
-                          factors=cfg.data.factors, seed=t.seed)
-
-    # ---------------------------------------------------------------- models, optimizers
-    torch.manual_seed(t.seed)
-    m = cfg.model
-    g = RRDBNet(num_feat=m.num_feat, num_block=m.num_block, num_grow_ch=m.num_grow_ch,
-                scale=m.scale)
-    d = PatchDiscriminator(ndf=cfg.disc.ndf, n_layers=cfg.disc.n_layers,
-                           norm=cfg.disc.norm) if gan else None
-    d_arch = {"in_ch": 3, "ndf": cfg.disc.ndf, "n_layers": cfg.disc.n_layers,
-              "norm": cfg.disc.norm}
-    ckpt_path = latest_checkpoint(run_dir) if resume else None
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
-    if ckpt is None and t.init_g:
-        _load_init(g, t.init_g)
-    ema = copy.deepcopy(g).requires_grad_(False) if t.ema_decay > 0 else None
-    if ckpt is not None:
-        g.load_state_dict(ckpt.g)
-        if ema is not None:
-            ema.load_state_dict(ckpt.g_ema if ckpt.g_ema is not None else ckpt.g)
-        if d is not None and ckpt.d is not None:
-            d.load_state_dict(ckpt.d)
-    if d is not None and cuda and world.world_size > 1:
-        d = nn.SyncBatchNorm.convert_sync_batchnorm(d)
-    for net in (g, ema, d):
-        if net is not None:
-            net.to(device, memory_format=mem)
-    betas = cfg.optim.betas
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.optim.lr, betas=betas)
-    lr_d = cfg.optim.lr if cfg.optim.lr_d is None else cfg.optim.lr_d
-    opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas) if d is not None else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
-    teacher = None
-    if cfg.loss.teacher is not None:
-        teacher = _load_teacher(cfg.loss.teacher, cfg.model.scale).to(device, memory_format=mem)
-    lpips = None
-    if gan and cfg.loss.l_lpips > 0:
-        lpips = load_lpips(cfg.loss.lpips_backbone, cfg.loss.lpips_linear, device=device)
-
-    start, items = 0, 0
-    if ckpt is not None:
-        st = ckpt.state
-        held = run_dir / "heldout.txt"  # resuming on other held-out files would train on some
-        if held.is_file() and held.read_text(encoding="utf-8").splitlines() != [
-                str(f) for f in val_files]:
-            raise ConfigError(f"{held}: the held-out files are not those the run began with "
-                              "(data.hq or the split changed; a run begun before near-duplicate "
-                              "grouping resumes with --set data.val_group_near_duplicates=false)")
-        if st["data"]["num_items"] != len(faces):
-            raise ConfigError(f"{ckpt.path}: the training set had {st['data']['num_items']} "
-                              f"items, now {len(faces)}; the data stream cannot continue")
-        opt_g.load_state_dict(st["opt_g"])
-        if opt_d is not None and st.get("opt_d") is not None and st.get("stage") == "gan":
-            opt_d.load_state_dict(st["opt_d"])
-        if st.get("scaler"):
-            scaler.load_state_dict(st["scaler"])
-        torch.set_rng_state(st["rng"]["torch"])
-        if cuda and st["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
-        start, items = ckpt.iteration, int(st["data"]["items"])
-        log.info("resuming %s at iteration %d", ckpt.path, start)
-
-    g_train, d_train = g, d
-    if world.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if cuda else None
-        g_train = DDP(g, device_ids=ids)
-        d_train = DDP(d, device_ids=ids) if d is not None else None
-
-    runlog, val, val_bicubic = None, None, math.nan
-    if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        clean_run_dir(run_dir, start)
-        atomic_write_text(run_dir / "config.yaml", config_yaml)
-        # the held-out files, never trained on: evaluate a model of this run on these
-        atomic_write_text(run_dir / "heldout.txt", "".join(f"{f}\n" for f in val_files))
-        runlog = RunLog(run_dir, start=start, tensorboard=t.tensorboard)
-        if val_files:
-            val = validation_set(val_files, pools, degrade, hr_patch=cfg.data.hr_patch,
-                                 factors=cfg.data.factors, seed=cfg.data.val_seed,
-                                 count=cfg.data.val_max)
-            lr_v, hr_v = val  # fixed: its bicubic baseline is computed once
-            up = F.interpolate(lr_v, size=hr_v.shape[-2:], mode="bicubic", align_corners=False)
-            val_bicubic = mean_finite(psnr_y(up.clamp(0, 1), hr_v, cfg.model.scale))
-    sampler = StreamBatches(len(faces), t.batch, t.seed, start=items, rank=world.rank,
-                            world_size=world.world_size)
-    batches = iter(make_loader(faces, sampler, workers=t.workers, pin_memory=cuda))
-
-    def checkpoint(done: int) -> None:
-        state = {"stage": t.stage, "world_size": world.world_size,
-                 "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict() if opt_d is not None else None,
-                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                 "rng": {"torch": torch.get_rng_state(),
-                         "cuda": torch.cuda.get_rng_state_all() if cuda else []},
-                 "data": data_state(items, len(faces), t.seed)}
-        save_checkpoint(run_dir, done, g=g, g_ema=ema, d=d, g_arch=g.arch(), d_arch=d_arch,
-                        state=state, config_yaml=config_yaml, stage=t.stage,
-                        keep=t.keep_checkpoints)
-
-    @torch.no_grad()
-    def validate(done: int) -> dict[str, float]:
-        model = ema if ema is not None else g
-        lr_v, hr_v = val
-        srs = []
-        for i in range(0, len(lr_v), t.batch):
-            x = lr_v[i:i + t.batch].to(device).contiguous(memory_format=mem)
-            with autocast():
-                srs.append(model(x).float().clamp(0, 1).cpu())
-        sr = torch.cat(srs)
-        s = cfg.model.scale
-        out = {"val/psnr_y": mean_finite(psnr_y(sr, hr_v, s)),
-               "val/ssim_y": mean_finite(ssim_y(sr, hr_v, s)),
-               "val/psnr_y_bicubic": val_bicubic}
-        runlog.image(done, "val/lr_sr_hr", _grid(lr_v[:4], sr[:4], hr_v[:4]))
-        return out
-
-    # ---------------------------------------------------------------- the loop
-    w, ws = cfg.loss, world.world_size
-    sums: dict[str, Tensor] = {}
-    n_sum, t_last, it_last = 0, time.perf_counter(), start
-    last: dict[str, float] = {}
-    last_val: dict[str, float] = {}
-    for it in range(start, t.iterations):
-        lr_g = lr_at(it, cfg.optim.lr, cfg.optim.milestones, cfg.optim.gamma)
-        for group in opt_g.param_groups:
-            group["lr"] = lr_g
-        batch = next(batches)
-        x = batch["lr"].to(device, non_blocking=True).contiguous(memory_format=mem)
-        hr = batch["hr"].to(device, non_blocking=True).contiguous(memory_format=mem)
-
-        # generator step (D frozen and called unwrapped: it is not updated here)
-        if d is not None:
-            d.requires_grad_(False)
-        with autocast():
-            teacher_sr = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_sr = teacher(x)
-            sr = g_train(x)
-            loss_g, stats = generator_loss(sr, hr, d=d, lpips=lpips, l_pix=w.l_pix,
-                                           l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
-                                           teacher_sr=teacher_sr, l_teacher=w.l_teacher,
-                                           l_color=w.l_color, color_pool=w.color_pool)
-        norm = _optimizer_step(opt_g, loss_g, g, scaler, cfg.optim.grad_clip)
-        if norm is not None:
-            stats["train/grad_norm_g"] = norm
-
-        # discriminator step (relativistic average, one joint loss over real and fake)
-        if gan:
-            for group in opt_d.param_groups:
-                group["lr"] = lr_at(it, lr_d, cfg.optim.milestones, cfg.optim.gamma)
-            d.requires_grad_(True)
-            with autocast():
-                loss_d, d_stats = discriminator_loss(d_train, sr.detach(), hr, world_size=ws)
-            norm = _optimizer_step(opt_d, loss_d, d, scaler, cfg.optim.grad_clip)
-            if norm is not None:
-                d_stats["train/grad_norm_d"] = norm
-            stats |= d_stats
-        scaler.update()
-        if ema is not None:
-            ema_update(ema, g, ema_decay_at(it, t.ema_decay))
-        items += t.batch
-        done = it + 1
-
-        # bookkeeping: log, validate, checkpoint (main process only; under DDP, L1 and LPIPS
-        # are the main process's share of the batch, the GAN terms the whole batch's)
-        if not world.main:
-            continue
-        for k, v in stats.items():
-            sums[k] = sums.get(k, 0.0) + v.detach().float()
-        n_sum += 1
-        logged = None
-        if done % t.log_every == 0 or done == t.iterations:
-            now = time.perf_counter()
-            logged = {k: float(v) / n_sum for k, v in sums.items()}
-            logged |= {"train/lr": lr_g, "train/it_per_s": (done - it_last) / (now - t_last)}
-            sums, n_sum, t_last, it_last = {}, 0, now, done
-            runlog.scalars(done, logged)
-            last = logged
-        if val is not None and (done % t.val_every == 0 or done == t.iterations):
-            last_val = validate(done)
-            runlog.scalars(done, last_val)
-            logged = (logged or {}) | last_val
-        if done % t.checkpoint_every == 0 or done == t.iterations:
-            checkpoint(done)
-        if on_step is not None:
-            on_step(done, t.iterations, logged)
-
-    if world.main:
-        runlog.close()
-        final = max(start, t.iterations)
-        export_generator(run_dir / "model.safetensors", ema if ema is not None else g,
-                         g_arch=g.arch(), config_yaml=config_yaml, stage=t.stage,
-                         iteration=final, source=f"facesr train {t.stage}, iteration {final}, "
-                                                 f"{'EMA' if ema is not None else 'raw'} G")
-    return {"iteration": max(start, t.iterations), "run_dir": str(run_dir), "last": last,
-            "val": last_val}
+    apply_runtime(cfg.train, resolve_device(cfg.train.device, world))
+    st = setup(cfg, run_dir, resume=resume, pools=pools, world=world)
+    book = Bookkeeping(st) if world.main else None
+    for it in range(st.start, cfg.train.iterations):
+        stats = train_step(st, it)
+        if book is not None:
+            logged = book.after_step(st, it + 1, stats)
+            if on_step is not None:
+                on_step(it + 1, cfg.train.iterations, logged)
+    if book is not None:
+        book.finish(st)
+    return {"iteration": max(st.start, cfg.train.iterations), "run_dir": str(st.run_dir),
+            "last": book.last if book else {}, "val": book.last_val if book else {}}
