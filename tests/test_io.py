@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -93,6 +94,22 @@ def test_write_image_is_atomic_and_lossless(tmp_path: Path) -> None:
     assert np.array_equal(io.to_uint8(io.read_image_array(out)), io.to_uint8(img))
     out16 = io.write_image(tmp_path / "x16.png", img, bits=16)
     assert np.abs(io.read_image_array(out16) - img).max() < 1e-4
+
+
+def test_the_atomic_writers_temporary_names_are_partial(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    renamed, replace = [], os.replace
+
+    def spy(src: str, dst: str) -> None:
+        renamed.append(Path(src).name)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    io.atomic_write_bytes(tmp_path / "a.json", b"{}")
+    io.write_video(tmp_path / "v.mp4", [np.zeros((16, 16, 3), np.float32)], 5.0)
+    assert len(renamed) == 2 and all(io.is_partial(name) for name in renamed), renamed
+    for name in ("a.json", "v.mp4", ".notes.part", "mine.part", ".x.ABCDEFGH.part"):
+        assert not io.is_partial(name)
 
 
 def _video(path: Path, n: int = 9) -> None:

@@ -49,7 +49,7 @@ def _model(model: Any, device: Any, dtype: Any) -> tuple[Any, Any]:
 
 
 def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int = 16,
-                 device: Any = "cpu", dtype: Any = None) -> Any:
+                 device: Any = "cpu", dtype: Any = None, lock_colors: float | None = 1.0) -> Any:
     """Super-resolve a face crop (or a batch of them) x4.
 
     Args:
@@ -67,6 +67,9 @@ def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int
             AMX-BF16 (52 dB from float32), else float32; on CUDA fp16 autocast.
             ``torch.float32`` runs plain float32; ``torch.float16`` / ``torch.bfloat16``
             run under autocast.
+        lock_colors: the output keeps the input's low frequencies (Gaussian sigma in input
+            px, ``facesr.infer.pipeline.color_lock``): no tint or brightness drift, whatever
+            the model; None or 0 returns the network's output as it is.
 
     Returns:
         The same kind as ``image``, x4: a float32 tensor (3, 4H, 4W) or (N, 3, 4H, 4W) in
@@ -75,8 +78,9 @@ def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int
 
     Raises:
         ValueError: another type, dtype, shape or channel count; NaN or infinite values;
-            floats outside [0, 1] (e.g. 0-255: divide by 255); a model output that is not
-            finite.
+            floats outside [0, 1] (e.g. 0-255: divide by 255); an x4 output over 140 MP
+            (``facesr.infer.pipeline.MAX_OUTPUT_PIXELS``), refused before it runs; a model
+            output that is not finite.
 
     Shape: (3, H, W) -> (3, 4H, 4W); (N, 3, H, W) -> (N, 3, 4H, 4W).
     """
@@ -88,14 +92,14 @@ def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int
     batch, kind = to_batch(image)
     net, dtype = _model(model, device, dtype)
     out = torch.stack([_upscale_face(x, net, tile=tile, overlap=overlap, device=device,
-                                     dtype=dtype) for x in batch])
+                                     dtype=dtype, lock_colors=lock_colors) for x in batch])
     return from_batch(out, kind)
 
 
 def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,
                   margin: float = 0.5, whole_frame: bool = True, background: str = "bicubic",
                   tile: int = 256, overlap: int = 16, device: Any = "cpu",
-                  dtype: Any = None) -> FrameSR | list[FrameSR]:
+                  dtype: Any = None, lock_colors: float | None = 1.0) -> FrameSR | list[FrameSR]:
     """Find the faces in a frame, super-resolve each, and paste them into the x4 frame.
 
     Args:
@@ -106,7 +110,7 @@ def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,
         margin: fraction of the (square) face box added on every side of each crop.
         whole_frame: also return the x4 frame: the input resampled (``background``:
             ``bicubic`` or ``lanczos``) with the enhanced faces blended in.
-        tile, overlap, device, dtype: as in :func:`upscale_face`.
+        tile, overlap, device, dtype, lock_colors: as in :func:`upscale_face`.
 
     Returns:
         ``FrameSR`` (a list of them for a (N, 3, H, W) batch), whatever the input kind, of
@@ -127,5 +131,6 @@ def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,
     net, dtype = _model(model, device, dtype)
     results = [_upscale_frame(x, net, detector, margin=margin, whole_frame=whole_frame,
                               background=background, tile=tile, overlap=overlap,
-                              device=device, dtype=dtype) for x in batch]
+                              device=device, dtype=dtype, lock_colors=lock_colors)
+               for x in batch]
     return results if kind.batched else results[0]

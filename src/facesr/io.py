@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -245,6 +246,17 @@ def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor, *, bits
 
 
 # ----------------------------------------------------------------------------- atomic files
+# the temporary names of the atomic writers below: ``.<name>.<8 random chars>.part``
+# (atomic_write_bytes, through mkstemp) and ``.<stem>.<pid>.part.mp4`` (write_video)
+_PARTIAL = re.compile(r"\..+\.(?:[a-z0-9_]{8}\.part|[0-9]+\.part\.mp4)")
+
+
+def is_partial(name: str) -> bool:
+    """True for a temporary name of this module's atomic writers (a killed writer leaves such
+    a file behind; ``facesr upscale`` removes them from its --out)."""
+    return _PARTIAL.fullmatch(name) is not None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
@@ -461,6 +473,12 @@ def expand_inputs(paths: Iterable[str | os.PathLike], kinds: tuple[str, ...] = (
     return out
 
 
+def still_key(path: str | os.PathLike, frame: int | None) -> str:
+    """The name of one still: the path of an image, ``path#frame`` for a video frame (resume
+    bookkeeping, messages)."""
+    return f"{path}" if frame is None else f"{path}#{frame}"
+
+
 @dataclass(frozen=True)
 class SourceImage:
     """One still from ``iter_sources``: an image file, or one frame of a video."""
@@ -469,11 +487,12 @@ class SourceImage:
     frame: int | None
     image: np.ndarray | None  # float RGB HWC in [0, 1]; None when ``error`` is set
     error: InputError | None = None
+    notes: tuple[str, ...] = ()  # e.g. "alpha channel ignored"
 
     @property
     def key(self) -> str:
-        """A stable name for this still, e.g. for resume bookkeeping."""
-        return f"{self.path}" if self.frame is None else f"{self.path}#{self.frame}"
+        """A stable name for this still (:func:`still_key`), e.g. for resume bookkeeping."""
+        return still_key(self.path, self.frame)
 
 
 def iter_sources(paths: Iterable[str | os.PathLike], *, frame_stride: int = 1,
@@ -489,17 +508,20 @@ def iter_sources(paths: Iterable[str | os.PathLike], *, frame_stride: int = 1,
         if kind == "video":
             try:
                 for idx, frame in iter_video_frames(p, stride=frame_stride, max_frames=max_frames):
-                    if f"{p}#{idx}" not in skip:
+                    if still_key(p, idx) not in skip:
                         yield SourceImage(p, idx, frame)
             except InputError as e:
                 yield SourceImage(p, None, None, e)
-        elif str(p) in skip:
+        elif still_key(p, None) in skip:
             continue
         elif kind == "image":
             try:
-                yield SourceImage(p, None, read_image_array(p))
+                rgba = read_image_rgba(p)
             except InputError as e:
                 yield SourceImage(p, None, None, e)
+                continue
+            notes = ("alpha channel ignored",) if float(rgba[..., 3].min()) < 1.0 else ()
+            yield SourceImage(p, None, np.ascontiguousarray(rgba[..., :3]), notes=notes)
         else:
             yield SourceImage(p, None, None, InputError(p, "not an image or video file "
                                                            f"(suffix {p.suffix or 'none'})"))

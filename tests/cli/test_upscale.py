@@ -22,7 +22,7 @@ from facesr.models import RRDBNet, save_rrdb
 TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 SETTINGS = {"mode", "backend", "device", "precision", "tile", "overlap", "stride", "max_frames",
             "save_frame", "margin", "detector", "detector_weights", "background", "threads",
-            "format", "scale", "min_size", "score_threshold", "save_video"}
+            "format", "scale", "min_size", "score_threshold", "save_video", "color_lock"}
 runner = CliRunner()
 
 

@@ -164,3 +164,34 @@ def test_import_facesr_stays_cheap():
     code = ("import sys, facesr; heavy = [m for m in ('torch', 'cv2', 'numpy') if m in "
             "sys.modules]; print(heavy); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_color_lock_removes_a_tint_and_keeps_detail() -> None:
+    from facesr.infer.pipeline import color_lock
+
+    g = torch.Generator().manual_seed(0)
+    lr = torch.rand(3, 24, 24, generator=g) * 0.6 + 0.2
+    detail = (torch.rand(3, 96, 96, generator=g) - 0.5) * 0.1
+    detail -= torch.nn.functional.avg_pool2d(detail[None], 4)[0].repeat_interleave(
+        4, -1).repeat_interleave(4, -2)  # no low frequencies of its own
+    sr = lr.repeat_interleave(4, -1).repeat_interleave(4, -2) + detail
+    tint = torch.tensor([3.0, -2.0, 4.0]).view(3, 1, 1) / 255
+    fixed = color_lock(sr + tint, lr, 1.0)
+    shift = (fixed.mean((1, 2)) - sr.mean((1, 2))) * 255
+    assert shift.abs().max() < 0.05  # the tint is gone
+    hp = fixed - torch.nn.functional.avg_pool2d(fixed[None], 4)[0].repeat_interleave(
+        4, -1).repeat_interleave(4, -2)
+    assert torch.allclose(hp, detail, atol=0.02)  # the detail is the model's
+
+
+def test_upscale_face_locks_colors_by_default_and_not_when_asked() -> None:
+    class Tinted(torch.nn.Module):
+        def forward(self, x):
+            up = torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest")
+            return up + torch.tensor([0.02, 0.0, -0.02]).view(1, 3, 1, 1)
+
+    lr = torch.full((3, 20, 20), 0.5)
+    locked = upscale_face(lr, Tinted())
+    raw = upscale_face(lr, Tinted(), lock_colors=None)
+    assert (locked - 0.5).abs().max() < 1e-4
+    assert torch.allclose(raw.mean((1, 2)), torch.tensor([0.52, 0.5, 0.48]), atol=1e-4)

@@ -8,7 +8,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from facesr.io import InputError, expand_inputs, kind_of, video_info
+from facesr.io import InputError, expand_inputs, is_partial, kind_of, video_info
 
 T = TypeVar("T")
 
@@ -127,10 +126,6 @@ def source_tag(path: Path) -> str:
 # ----------------------------------------------------------------------------- output folders
 LOCK_NAME = ".facesr.lock"
 
-# the temporary names of facesr.io's atomic writers: ``.<name>.<8 random chars>.part``
-# (atomic_write_bytes, through mkstemp) and ``.<stem>.<pid>.part.mp4`` (write_video)
-_PARTIAL = re.compile(r"\..+\.(?:[a-z0-9_]{8}\.part|[0-9]+\.part\.mp4)")
-
 
 class FolderBusy(Exception):
     """Another process holds an output folder's lock; ``str(e)`` is one line naming both."""
@@ -174,7 +169,7 @@ def lock_folder(folder: Path) -> Iterator[None]:
 def remove_partial_files(folder: Path) -> int:
     """Delete the temporary files that facesr's atomic writers leave behind when a run is
     killed mid-write (call it holding the folder's lock); returns how many it removed."""
-    found = [p for p in folder.iterdir() if _PARTIAL.fullmatch(p.name) and p.is_file()]
+    found = [p for p in folder.iterdir() if is_partial(p.name) and p.is_file()]
     for p in found:
         p.unlink(missing_ok=True)
     return len(found)

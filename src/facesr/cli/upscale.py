@@ -17,6 +17,10 @@ Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an im
 A still is all or nothing: when one of its files cannot be written its other files are removed.
 Write errors (disk full, read-only folder) stop the batch, as every later still would fail the
 same way; a re-run resumes.
+
+Whole x4 images (face mode's image, frame mode's whole frame with ``--save-frame``) are at most
+``facesr.infer.pipeline.MAX_OUTPUT_PIXELS`` (140 MP, a 4K video frame fits): a larger input
+fails from its header, before it is decoded (``--no-save-frame`` writes only the face crops).
 """
 
 from __future__ import annotations
@@ -46,21 +50,25 @@ from facesr.cli._common import (
 )
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
+    COLOR_LOCK,
     NOTICE,
     SMALL,
     auto_runner,
+    check_output_size,
     choose_mode,
     upscale_face,
     upscale_frame,
 )
 from facesr.io import (
+    MAX_PIXELS,
     InputError,
     atomic_write_text,
-    iter_video_frames,
+    image_size,
+    iter_sources,
     kind_of,
     read_image_array,
-    read_image_rgba,
     sha256_file,
+    still_key,
     to_tensor,
     video_info,
     write_image,
@@ -89,17 +97,12 @@ def _base(path: Path, frame: int | None) -> str:
 
 def _stills(path: Path, stride: int, max_frames: int | None
             ) -> Iterator[tuple[int | None, np.ndarray, list[str]]]:
-    """(frame or None, RGB float HWC, notes) for an image or every ``stride``-th video frame."""
-    kind = kind_of(path)
-    if kind == "image":
-        rgba = read_image_rgba(path)
-        notes = ["alpha channel ignored"] if float(rgba[..., 3].min()) < 1.0 else []
-        yield None, np.ascontiguousarray(rgba[..., :3]), notes
-    elif kind == "video":
-        for idx, frame in iter_video_frames(path, stride=stride, max_frames=max_frames):
-            yield idx, frame, []
-    else:
-        raise InputError(path, f"not an image or video file (suffix {path.suffix or 'none'})")
+    """(frame or None, RGB float HWC, notes) for an image or every ``stride``-th video frame
+    (``io.iter_sources``); an unreadable input raises its InputError."""
+    for still in iter_sources([path], frame_stride=stride, max_frames=max_frames):
+        if still.error is not None:
+            raise still.error
+        yield still.frame, still.image, list(still.notes)
 
 
 def _timer(timings: dict[str, float]) -> Callable[[str], contextlib.AbstractContextManager]:
@@ -195,6 +198,9 @@ def upscale(
                        ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output images: png or tif (lossless), "
                                      "jpg (quality 95).")] = "png",
+    color_lock: Annotated[float, typer.Option(
+        min=0.0, help="Keep the input's colours: the output takes the input's low frequencies "
+        "(Gaussian sigma in input px); 0 = the network's output as it is.")] = COLOR_LOCK,
 ) -> None:
     """Super-resolve faces x4: face crops directly, frames and videos face by face.
 
@@ -229,7 +235,8 @@ def upscale(
                 "detector": detector,
                 "detector_weights": None if detector_weights is None else str(detector_weights),
                 "min_size": min_size, "score_threshold": score_threshold,
-                "background": background, "threads": threads, "format": fmt, "scale": 4}
+                "background": background, "threads": threads, "format": fmt, "scale": 4,
+                "color_lock": color_lock}
 
     report = BatchReport()
     paths = collect_inputs(sources, report, exclude=out_dir)
@@ -238,7 +245,8 @@ def upscale(
     work = {}
     for p in paths:
         try:
-            n = -(-video_info(p).frames // stride) if kind_of(p) == "video" else 1
+            n = _check_header(p, stride, whole=mode == "face" or save_frame,
+                              hint=_SIZE_HINTS[mode])
         except InputError as e:
             report.fail(p, str(e))
             continue
@@ -263,6 +271,34 @@ def upscale(
         out.print(line, soft_wrap=True, markup=False)
     out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
     report.finish("images/frames")
+
+
+_SIZE_HINTS = {
+    "face": "downscale it, or upscale face crops of it (facesr faces extract)",
+    "frame": "pass --no-save-frame to write the face crops only, or downscale it",
+    "auto": "pass --mode frame --no-save-frame to write the face crops only, or downscale it",
+}
+
+
+def _check_header(path: Path, stride: int, *, whole: bool, hint: str) -> int:
+    """Stills that ``path``'s header promises; with ``whole`` (the run makes whole x4 images),
+    refuse an input whose x4 would be over the pipeline's ``MAX_OUTPUT_PIXELS``, before any
+    decoding. A header that cannot be read is left to the decoder, which names the fault."""
+    if kind_of(path) == "video":
+        info = video_info(path)
+        n, size = -(-info.frames // stride), (info.width, info.height)
+    else:
+        n, size = 1, None
+        if kind_of(path) == "image":
+            with contextlib.suppress(InputError):
+                h, w = image_size(path)
+                size = (w, h) if w * h <= MAX_PIXELS else None  # over it: io's own error
+    if whole and size is not None:
+        try:
+            check_output_size(size, hint=hint)
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
+    return n
 
 
 def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> NoReturn:
@@ -317,7 +353,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
                     found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
                              else f"; {len(rec['faces'])} face(s) found")
-                    lines.append(f"{path}{'' if frame is None else f'#{frame}'}: {rec['mode']} "
+                    lines.append(f"{still_key(path, frame)}: {rec['mode']} "
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
                     report.done += 1
                     bar.advance(task)
@@ -453,12 +489,14 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
     tile, overlap = settings["tile"], settings["overlap"]
     if picked == "face":
         with timer("sr"):
-            sr = upscale_face(image, runner, tile=tile, overlap=overlap)
+            sr = upscale_face(image, runner, tile=tile, overlap=overlap,
+                          lock_colors=settings["color_lock"])
         outputs.append((f"{base}_x4.{settings['format']}", "image", sr))
     else:
         result = upscale_frame(image, runner, det, margin=settings["margin"],
                                whole_frame=settings["save_frame"],
                                background=settings["background"], tile=tile, overlap=overlap,
+                               lock_colors=settings["color_lock"],
                                faces=faces if mode == "auto" and not video else None,
                                timer=timer)
         face_recs = []

@@ -19,6 +19,7 @@ from torch import Tensor
 
 CLASSICAL = ("bicubic", "lanczos")
 SCALE = 4
+RAW = ":raw"  # a model spec ending so runs without the colour lock (pipeline.color_lock)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def method_name(spec: str) -> str:
     """
     from facesr.models.zoo import MODELS
 
+    if spec.endswith(RAW) and spec not in CLASSICAL:
+        return method_name(spec[:-len(RAW)]) + "-raw"
     if spec in CLASSICAL or spec in MODELS:
         return spec
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec).stem) or "model"
@@ -58,7 +61,8 @@ def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
     """Check every spec first, then load each model once.
 
     Args:
-        specs: method specs, e.g. ``["bicubic", "realesrgan-x4plus", "run/ema.safetensors"]``.
+        specs: method specs, e.g. ``["bicubic", "realesrgan-x4plus", "run/ema.safetensors"]``;
+            a model spec ending in ``:raw`` runs without the colour lock (named ``<name>-raw``).
         device: where networks run (outputs come back to the CPU).
         tile, overlap: tiling of network inputs (see :func:`facesr.infer.pipeline.upscale_face`).
 
@@ -72,7 +76,8 @@ def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
     if not specs:
         raise ValueError("no methods given")
     for spec in specs:
-        if spec not in CLASSICAL and spec not in MODELS and not Path(spec).is_file():
+        base = spec[:-len(RAW)] if spec.endswith(RAW) else spec
+        if base not in CLASSICAL and base not in MODELS and not Path(base).is_file():
             raise ValueError(f"unknown method {spec!r}: use {', '.join(CLASSICAL)}, a model "
                              f"name ({', '.join(MODELS)}) or an x4 weights file "
                              "(.safetensors, .pth)")
@@ -86,9 +91,11 @@ def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
 
 
 def _load(spec: str, name: str, device: str, tile: int, overlap: int) -> Method:
-    from facesr.infer.pipeline import resample, torch_runner, upscale_face
+    from facesr.infer.pipeline import COLOR_LOCK, resample, torch_runner, upscale_face
     from facesr.models import zoo
 
+    raw = spec.endswith(RAW) and spec not in CLASSICAL
+    spec = spec[:-len(RAW)] if raw else spec
     if spec in CLASSICAL:
         return Method(name, spec, f"classical:{spec}",
                       lambda lr: resample(lr.cpu(), SCALE, spec),
@@ -96,8 +103,10 @@ def _load(spec: str, name: str, device: str, tile: int, overlap: int) -> Method:
     net, info = zoo.load(spec, device=device)
     runner = torch_runner(net, device=device, dtype=torch.float32)
 
-    def run(lr: Tensor) -> Tensor:
-        return upscale_face(lr, runner, tile=tile, overlap=overlap).cpu()
+    lock = None if raw else COLOR_LOCK
 
-    return Method(name, spec, info.sha256, run, {"name": name, "kind": "model",
-                                                 "model": info.record()})
+    def run(lr: Tensor) -> Tensor:
+        return upscale_face(lr, runner, tile=tile, overlap=overlap, lock_colors=lock).cpu()
+
+    return Method(name, spec + (RAW if raw else ""), f"{info.sha256}:color_lock={lock}", run,
+                  {"name": name, "kind": "model", "model": info.record(), "color_lock": lock})
