@@ -49,7 +49,7 @@ def _model(model: Any, device: Any, dtype: Any) -> tuple[Any, Any]:
 
 
 def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int = 16,
-                 device: Any = "cpu", dtype: Any = None, lock_colors: float | None = 1.0) -> Any:
+                 device: Any = "cpu", dtype: Any = None, lock_colors: float | None = 2.0) -> Any:
     """Super-resolve a face crop (or a batch of them) x4.
 
     Args:
@@ -99,7 +99,7 @@ def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int
 def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,
                   margin: float = 0.5, whole_frame: bool = True, background: str = "bicubic",
                   tile: int = 256, overlap: int = 16, device: Any = "cpu",
-                  dtype: Any = None, lock_colors: float | None = 1.0) -> FrameSR | list[FrameSR]:
+                  dtype: Any = None, lock_colors: float | None = 2.0) -> FrameSR | list[FrameSR]:
     """Find the faces in a frame, super-resolve each, and paste them into the x4 frame.
 
     Args:

@@ -34,7 +34,7 @@ def test_classical_and_model_methods_upscale_any_size_exactly_x4(tmp_path: Path)
     meths = resolve_methods(["bicubic", "lanczos", str(path), f"{path}:raw"], tile=16)
     assert [m.name for m in meths] == ["bicubic", "lanczos", "tiny_net", "tiny_net-raw"]
     sha = meths[2].record["model"]["sha256"]
-    assert meths[2].identity == f"{sha}:color_lock=1.0" and len(sha) == 64
+    assert meths[2].identity == f"{sha}:color_lock=2.0" and len(sha) == 64
     assert meths[3].identity == f"{sha}:color_lock=None" and meths[3].record["color_lock"] is None
     for h, w in ((9, 13), (37, 20)):
         x = torch.rand(3, h, w)

@@ -50,7 +50,9 @@ class ZooEntry:
 MODELS: dict[str, ZooEntry] = {
     "facesr-default": ZooEntry("shipped", "facesr-default.safetensors",
                                "facesr's face model: RRDBNet 6 blocks / 32 / 16, L1-trained on "
-                               "surveillance-style degradations (fp16; model card beside it)",
+                               "surveillance-style degradations and a range of blurs, sharp "
+                               "and UTKFace targets, colour term (v3; fp16; model card beside "
+                               "it)",
                                "research only (trained on UTKFace, non-commercial research)"),
     "facesr-rrdb23": ZooEntry("shipped", "facesr-rrdb23.safetensors",
                               "Real-ESRGAN x4plus (RRDBNet 23 / 64 / 32) L1-fine-tuned by facesr "
