@@ -132,3 +132,24 @@ def test_tiny_net_overfits_one_pair_with_l1(one_thread) -> None:
         loss.backward()
         opt.step()
     assert loss.item() < first / 10
+
+
+def test_a_loaded_model_does_not_change_when_its_file_is_overwritten(tmp_path) -> None:
+    import shutil
+
+    from facesr.models.rrdb import load_rrdb
+
+    a, b = RRDBNet(num_feat=8, num_block=1, num_grow_ch=4), RRDBNet(num_feat=8, num_block=1,
+                                                                       num_grow_ch=4)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.5)
+    fa, fb = save_rrdb(tmp_path / "a.safetensors", a), save_rrdb(tmp_path / "b.safetensors", b)
+    model = load_rrdb(fa).eval()
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(x)
+        with open(fa, "r+b") as dst, open(fb, "rb") as src:  # in place, as cp does
+            shutil.copyfileobj(src, dst)
+        after = model(x)
+    assert torch.equal(before, after)

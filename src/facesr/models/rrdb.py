@@ -324,8 +324,10 @@ class RRDBFile:
         """The network with these weights, in float32."""
         with torch.device("meta"):  # shapes only; the weights come from the file
             model = RRDBNet(**self.arch)
-        model.load_state_dict({k: v.float() for k, v in self.state.items()}, strict=True,
-                              assign=True)
+        # copies: safetensors' tensors may map the file, and a file replaced while the model
+        # is in use must not change its weights (fp32 tensors' .float() would share them)
+        model.load_state_dict({k: v.to(torch.float32, copy=True) for k, v in self.state.items()},
+                              strict=True, assign=True)
         return model.to(device)
 
 
