@@ -23,6 +23,15 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message names the key."""
 
 
+def yaml_error_line(e: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: the problem and where (its own message spans several lines
+    and quotes the source)."""
+    problem = getattr(e, "problem", None) or (str(e).strip().splitlines() or ["invalid"])[0]
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def from_dict(cls: type, data: object, *, base: Path | None = None, where: str = ""):
     """Build dataclass ``cls`` from plain data, strictly (unknown keys and wrong types raise).
 
@@ -124,7 +133,8 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
+            raise ConfigError(f"override {item!r}: value is not valid YAML "
+                              f"({yaml_error_line(e)})") from None
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -287,8 +287,6 @@ def test_a_bad_model_file_is_one_line_and_never_runs_code(tmp_path: Path, name: 
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="models/rrdb.py's torch.load lets torch's 'Detected "
-                   "pickle protocol 4' UserWarning through: two more lines before the error")
 def test_a_protocol_4_pickle_is_refused_without_torch_warnings(tmp_path: Path) -> None:
     model = tmp_path / "pickle.pth"
     _pickled(model, tmp_path / "payload-ran", zipped=False)
@@ -315,8 +313,6 @@ def test_a_python_tag_in_a_yaml_config_is_refused_not_run(tmp_path: Path) -> Non
     assert not marker.exists() and not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="train.config.load_config and config.apply_overrides put "
-                   "PyYAML's multi-line message (with its source excerpt) into the ConfigError")
 def test_a_yaml_error_is_one_line(tmp_path: Path) -> None:
     config, _ = _evil_yaml(tmp_path)
     r = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,7 +383,9 @@ def _check_format(p: Path, meta: Mapping[str, str]) -> None:
 def _torch_load(p: Path) -> Mapping[str, object]:
     """A ``.pth`` state dict, read without running pickled code."""
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice: not the user's concern
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            state = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise ValueError(f"{p}: cannot load as an RRDBNet: not a plain state dict (it holds "
                          "other pickled objects, or is no torch file); facesr reads .pth only "

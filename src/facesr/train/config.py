@@ -24,7 +24,7 @@ from typing import Literal
 
 import yaml
 
-from facesr.config import ConfigError, apply_overrides, from_dict
+from facesr.config import ConfigError, apply_overrides, from_dict, yaml_error_line
 from facesr.degrade.degradation import PRESETS, DegradeConfig
 from facesr.degrade.pairs import HR_FACTORS
 from facesr.losses.lpips import MIN_SIDE as LPIPS_MIN_SIDE
@@ -230,7 +230,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+            raise ConfigError(f"{p}: not valid YAML ({yaml_error_line(e)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a config is a mapping of sections, got "
                               f"{type(data).__name__}")
