@@ -36,6 +36,9 @@ def test_classical_and_model_methods_upscale_any_size_exactly_x4(tmp_path: Path)
     sha = meths[2].record["model"]["sha256"]
     assert meths[2].identity == f"{sha}:color_lock=2.0" and len(sha) == 64
     assert meths[3].identity == f"{sha}:color_lock=None" and meths[3].record["color_lock"] is None
+    # label=spec names a method: two runs' model.safetensors side by side
+    a, b = resolve_methods([f"run_a={path}", f"run_b={path}:raw"], tile=16)
+    assert (a.name, b.name) == ("run_a", "run_b") and b.identity.endswith("color_lock=None")
     for h, w in ((9, 13), (37, 20)):
         x = torch.rand(3, h, w)
         for m in meths:

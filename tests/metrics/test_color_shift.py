@@ -31,3 +31,11 @@ def test_registered_with_zero_direction_and_scored() -> None:
     out = s(ref + torch.tensor([1.0, 0.0, -3.0]).view(3, 1, 1) / 255, ref)
     assert round(out["color_r"], 6) == 1.0 and round(out["color_b"], 6) == -3.0
     assert abs(out["color_abs"] - 4 / 3) < 1e-6
+
+
+def test_psnr_rgb_sees_a_tint_that_psnr_y_barely_does() -> None:
+    ref = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2
+    # a tint that keeps Y almost unchanged: red up, green down in the ratio of Y's weights
+    tint = torch.tensor([0.05, -0.05 * 65.481 / 128.553, 0.0]).view(3, 1, 1)
+    s = Scorer(["psnr", "psnr_rgb"])(ref + tint, ref)
+    assert s["psnr"] > 60 and s["psnr_rgb"] < 35

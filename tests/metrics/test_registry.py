@@ -22,7 +22,7 @@ def test_every_entry_is_a_complete_spec() -> None:
         assert spec.fn.__doc__, f"{name} has no docstring"
     assert {n for n, s in METRICS.items() if s.needs_reference} == {
         "psnr", "ssim", "ms_ssim", "nlpd", "lpips", "dists", "identity", "identity_same",
-        "color_r", "color_g", "color_b", "color_abs"}
+        "color_r", "color_g", "color_b", "color_abs", "psnr_rgb"}
     assert METRICS["niqe"].needs_weights and METRICS["psnr"].needs_weights is None
 
 
@@ -77,7 +77,7 @@ def test_every_metric_computes_or_says_its_weights_are_unavailable(
                       abs(best) <= abs(value) if spec.direction == "zero" else best <= value)
             assert better, (name, best, value)
         computed.append(name)
-    always = {"psnr", "ssim", "ms_ssim", "nlpd", "piqe", "color_r", "color_abs"}
+    always = {"psnr", "psnr_rgb", "ssim", "ms_ssim", "nlpd", "piqe", "color_r", "color_abs"}
     assert always <= set(computed)
     if where == "shared":
         assert {"niqe", "brisque"} <= set(computed)

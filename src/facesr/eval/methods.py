@@ -41,14 +41,36 @@ class Method:
     record: dict = field(default_factory=dict, compare=False)
 
 
+LABEL = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def split_label(spec: str) -> tuple[str | None, str]:
+    """``"v3=runs/a/model.safetensors"`` -> ``("v3", "runs/a/model.safetensors")``; a spec
+    without a ``label=`` prefix (or an existing file whose name holds ``=``) -> ``(None, spec)``.
+
+    >>> split_label("v3=runs/a/model.safetensors:raw")
+    ('v3', 'runs/a/model.safetensors:raw')
+    """
+    label, sep, rest = spec.partition("=")
+    if sep and rest and LABEL.fullmatch(label) and not Path(spec).exists():
+        return label, rest
+    return None, spec
+
+
 def method_name(spec: str) -> str:
-    """The label of a method spec: classical and zoo names as they are, a path's file stem.
+    """The label of a method spec: ``label=`` when given, classical and zoo names as they
+    are, a path's file stem; ``-raw`` appended for ``:raw``.
 
     >>> method_name("runs/x/ema_400000.safetensors")
     'ema_400000'
+    >>> method_name("v3=runs/x/model.safetensors")
+    'v3'
     """
     from facesr.models.zoo import MODELS
 
+    label, spec = split_label(spec)
+    if label is not None:
+        return label
     if spec.endswith(RAW) and spec not in CLASSICAL:
         return method_name(spec[:-len(RAW)]) + "-raw"
     if spec in CLASSICAL or spec in MODELS:
@@ -62,7 +84,8 @@ def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
 
     Args:
         specs: method specs, e.g. ``["bicubic", "realesrgan-x4plus", "run/ema.safetensors"]``;
-            a model spec ending in ``:raw`` runs without the colour lock (named ``<name>-raw``).
+            a model spec ending in ``:raw`` runs without the colour lock (named ``<name>-raw``);
+            ``label=spec`` names a method (two runs' ``model.safetensors`` side by side).
         device: where networks run (outputs come back to the CPU).
         tile, overlap: tiling of network inputs (see :func:`facesr.infer.pipeline.upscale_face`).
 
@@ -76,7 +99,8 @@ def resolve_methods(specs: list[str], *, device: str = "cpu", tile: int = 256,
     if not specs:
         raise ValueError("no methods given")
     for spec in specs:
-        base = spec[:-len(RAW)] if spec.endswith(RAW) else spec
+        base = split_label(spec)[1]
+        base = base[:-len(RAW)] if base.endswith(RAW) else base
         if base not in CLASSICAL and base not in MODELS and not Path(base).is_file():
             raise ValueError(f"unknown method {spec!r}: use {', '.join(CLASSICAL)}, a model "
                              f"name ({', '.join(MODELS)}) or an x4 weights file "
@@ -94,6 +118,7 @@ def _load(spec: str, name: str, device: str, tile: int, overlap: int) -> Method:
     from facesr.infer.pipeline import COLOR_LOCK, resample, torch_runner, upscale_face
     from facesr.models import zoo
 
+    spec = split_label(spec)[1]
     raw = spec.endswith(RAW) and spec not in CLASSICAL
     spec = spec[:-len(RAW)] if raw else spec
     if spec in CLASSICAL:

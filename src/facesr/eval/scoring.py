@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-SYNTHETIC_DEFAULT = ("psnr", "ssim", "lpips", "ms_ssim", "niqe", "brisque", "color_r", "color_g",
-                     "color_b", "color_abs", "identity", "identity_same")
+SYNTHETIC_DEFAULT = ("psnr", "psnr_rgb", "ssim", "lpips", "ms_ssim", "niqe", "brisque", "color_r",
+                     "color_g", "color_b", "color_abs", "identity", "identity_same")
 REAL_DEFAULT = ("niqe", "brisque", "piqe")
 
 

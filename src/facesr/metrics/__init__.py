@@ -166,6 +166,9 @@ _IDENTITY_WEIGHTS = ("dlib (dlib-bin) + shape_predictor_5_face_landmarks.dat and
 
 METRICS: dict[str, MetricSpec] = {
     "psnr": MetricSpec("higher", (0.0, _INF), True, None, psnr, _fullref(psnr)),
+    # PSNR over R, G and B: sees what Y hides (a tint, desaturation, a sepia cast)
+    "psnr_rgb": MetricSpec("higher", (0.0, _INF), True, None, psnr,
+                           _fullref(functools.partial(psnr, color="rgb"))),
     "ssim": MetricSpec("higher", (-1.0, 1.0), True, None, ssim, _fullref(ssim)),
     "ms_ssim": MetricSpec("higher", (0.0, 1.0), True, None, ms_ssim, _fullref(ms_ssim)),
     # mean colour: signed shift per channel (8-bit levels) and its mean absolute value
