@@ -42,6 +42,23 @@ def test_pool_noise_writes_zero_mean_patches_and_reports_bad_files(tmp_path: Pat
     assert r.exit_code == 2 and "--overwrite" in r.output
 
 
+def test_pool_noise_shows_statistics_warns_on_a_small_pool_and_says_what_to_try(
+        tmp_path: Path) -> None:
+    _noisy_flat(tmp_path / "a.png")
+    out = tmp_path / "noise.safetensors"
+    r = runner.invoke(app, ["pool", "noise", str(tmp_path / "a.png"), "--out", str(out),
+                            "--max-per-source", "5"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "R/G/B std 5.00/5.00/5.00" in text, r.output
+    assert "warning: only" in text and "fewer than 16" in text
+    rng = np.random.default_rng(0)  # pure texture: nothing is smooth
+    cv2.imwrite(str(tmp_path / "busy.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    r = runner.invoke(app, ["pool", "noise", str(tmp_path / "busy.png"), "--out",
+                            str(tmp_path / "none.safetensors"), "--phi", "1e9"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "--gamma 0.5" in text and "--phi 1000000000" in text, r.output
+
+
 def _setup_pairs(tmp_path: Path) -> tuple[Path, Path, Path]:
     hq = tmp_path / "hq"
     hq.mkdir()

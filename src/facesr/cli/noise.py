@@ -14,6 +14,8 @@ from facesr.degrade.noise import extract_noise_patches
 from facesr.degrade.pools import NoisePool
 from facesr.io import InputError, expand_inputs, iter_sources
 
+MIN_POOL = 16  # fewer noise patches than this: warned about
+
 
 def noise(
     sources: Annotated[list[Path], typer.Argument(help="Images, folders and videos of the "
@@ -75,8 +77,10 @@ def noise(
             report.done += 1
             bar.update(task, note=f"{sum(len(x) for x in patches)} patches")
     if not patches:
-        err.print("no smooth patch found in any source: nothing written "
-                  "(try more or larger footage, or looser --mu/--gamma)")
+        err.print(f"no smooth patch found in any source with --mu {mu} --gamma {gamma} --phi "
+                  f"{phi}: nothing written. Compressed footage flattens the inside of 8x8 "
+                  f"blocks; try --gamma {max(0.5, 2 * gamma):g} (then --mu {max(0.2, 2 * mu):g}), "
+                  "or more or larger footage")
         raise typer.Exit(1)
     settings = {"patch": patch, "sub": sub, "stride": stride, "sub_stride": sub_stride,
                 "mu": mu, "gamma": gamma, "phi": phi, "stats": stats, "frame_stride": frame_stride,
@@ -84,7 +88,15 @@ def noise(
     pool = NoisePool(torch.cat(patches), torch.tensor(index, dtype=torch.int64), records, settings)
     pool.save(out_path)
     std = float(pool.patches.std()) * 255.0
+    per = pool.patches.std(dim=(0, 2, 3)) * 255.0
+    mean = pool.patches.mean(dim=(0, 2, 3)) * 255.0
     out.print(f"wrote {out_path}: {len(pool)} noise patches from "
               f"{sum(1 for r in records if r['kept'])} of {len(records)} stills "
-              f"(noise std {std:.2f} on the 0-255 scale)")
+              f"(noise std {std:.2f} on the 0-255 scale; R/G/B std "
+              f"{per[0]:.2f}/{per[1]:.2f}/{per[2]:.2f}, mean {mean[0]:+.3f}/{mean[1]:+.3f}/"
+              f"{mean[2]:+.3f})")
+    if len(pool) < MIN_POOL:
+        err.print(f"warning: only {len(pool)} noise patches (fewer than {MIN_POOL}): training "
+                  f"would see the same few noise fields again and again; add footage or loosen "
+                  f"--gamma (now {gamma}) / --mu (now {mu})")
     report.finish("stills")
