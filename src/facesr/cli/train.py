@@ -18,7 +18,7 @@ from facesr.io import InputError
 from facesr.train.checkpoint import POINTER, CheckpointError
 from facesr.train.config import ConfigError, TrainConfig, config_diff, load_config
 from facesr.train.logbook import require_tensorboard
-from facesr.train.loop import World, world_from_env
+from facesr.train.loop import Interrupted, World, world_from_env
 from facesr.train.loop import train as run_training
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ def train(
 
     The run folder gets config.yaml, metrics.jsonl, images/, tb/, ckpt/ and model.safetensors.
 
-    Stop it at any moment (even kill -9), then continue it with --resume RUN_DIR.
+    Stop it at any moment (even kill -9), then continue it with --resume RUN_DIR. Ctrl-C
+    or SIGTERM first finish the current iteration and checkpoint it (exit code 130 or 143).
 
     Multi-GPU (DDP): torchrun --nproc_per_node N --no-python facesr train CONFIG ...
     """
@@ -111,6 +112,10 @@ def train(
                   f"{world.world_size} process(es)", soft_wrap=True)
     try:
         result = _run(cfg, run_dir, resume is not None, world)
+    except Interrupted as e:
+        err.print(f"{escape(str(e))}; continue with: facesr train --resume "
+                  f"{escape(str(run_dir))}", soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         if world.main:
             err.print(f"interrupted; continue with: facesr train --resume "

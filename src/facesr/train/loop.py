@@ -20,6 +20,8 @@ import copy
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -417,6 +419,7 @@ class Bookkeeping:
         self.n_sum, self.t_last, self.it_last = 0, time.perf_counter(), st.start
         self.last: dict[str, float] = {}  # the last logged training scalars
         self.last_val: dict[str, float] = {}  # the last validation
+        self.saved_at = -1  # the iteration of the last checkpoint this process wrote
 
     def after_step(self, st: TrainState, done: int, stats: dict[str, Tensor]
                    ) -> dict[str, float] | None:
@@ -482,6 +485,7 @@ class Bookkeeping:
         save_checkpoint(st.run_dir, done, g=st.g, g_ema=st.ema,
                         d=gan.d if gan is not None else None, d_arch=d_arch, state=state,
                         config_yaml=self.config_yaml, stage=t.stage, keep=t.keep_checkpoints)
+        self.saved_at = done
 
     def finish(self, st: TrainState) -> None:
         """Close the logs; export the generator as ``RUN/model.safetensors``."""
@@ -494,12 +498,63 @@ class Bookkeeping:
                                 f"{'EMA' if st.ema is not None else 'raw'} G")
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped :func:`train` after ``iteration``, checkpointed there."""
+
+    def __init__(self, signum: int, iteration: int, run_dir: Path) -> None:
+        self.signum, self.iteration, self.run_dir = signum, iteration, run_dir
+        name = signal.Signals(signum).name
+        super().__init__(f"{name}: stopped after iteration {iteration}, checkpointed in "
+                         f"{run_dir}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 130 (SIGINT), 143 (SIGTERM)."""
+        return 128 + self.signum
+
+
+class _StopSignals:
+    """While active, SIGINT and SIGTERM only record that the run should stop (the first
+    signal's number); the loop stops at the end of the iteration. Further signals are ignored
+    so that the checkpoint being written completes. Installed only from the main thread;
+    the previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, active: bool) -> None:
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.signum: int | None = None
+        self._before: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s: stopping after this iteration (checkpoint first)",
+                        signal.Signals(signum).name)
+
+    def __enter__(self) -> _StopSignals:
+        if self.active:
+            for s in self.SIGNALS:
+                self._before[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._before.items():
+            signal.signal(s, h)
+        self._before.clear()
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
           on_step: StepCallback | None = None) -> dict:
     """Train (or resume) one stage; writes checkpoints, metrics and images under ``run_dir``.
 
     Applies the run's torch settings first (:func:`apply_runtime`: ``train.threads``, TF32).
+
+    In a single process called from the main thread, SIGINT and SIGTERM during the
+    iterations stop the run at the end of the current iteration: it is checkpointed and
+    :class:`Interrupted` is raised (the previous signal handlers are restored). Under DDP the
+    signals act as before (KeyboardInterrupt or termination).
 
     Args:
         resume: continue from ``run_dir``'s latest complete checkpoint (from iteration 0 when
@@ -512,16 +567,25 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
 
     Returns:
         ``{"iteration", "run_dir", "last": last logged scalars, "val": last validation}``.
+
+    Raises:
+        Interrupted: a SIGINT or SIGTERM stopped the run (after checkpointing).
     """
     apply_runtime(cfg.train, resolve_device(cfg.train.device, world))
     st = setup(cfg, run_dir, resume=resume, pools=pools, world=world)
     book = Bookkeeping(st) if world.main else None
-    for it in range(st.start, cfg.train.iterations):
-        stats = train_step(st, it)
-        if book is not None:
-            logged = book.after_step(st, it + 1, stats)
-            if on_step is not None:
-                on_step(it + 1, cfg.train.iterations, logged)
+    with _StopSignals(world.world_size == 1) as stop:
+        for it in range(st.start, cfg.train.iterations):
+            stats = train_step(st, it)
+            if book is not None:
+                logged = book.after_step(st, it + 1, stats)
+                if on_step is not None:
+                    on_step(it + 1, cfg.train.iterations, logged)
+            if stop.signum is not None and book is not None:
+                if book.saved_at != it + 1:
+                    book.checkpoint(st, it + 1)
+                book.runlog.close()
+                raise Interrupted(stop.signum, it + 1, st.run_dir)
     if book is not None:
         book.finish(st)
     return {"iteration": max(st.start, cfg.train.iterations), "run_dir": str(st.run_dir),
