@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import torch
 from facesr.degrade.degradation import Pools
 from facesr.degrade.kernels import gaussian_kernel
 from facesr.degrade.pools import KernelPool, NoisePool
-from facesr.train.config import TrainConfig, load_config
+from facesr.train.config import TrainConfig, config_to_yaml, load_config
 
 TINY = [
     "model.num_block=1", "model.num_feat=8", "model.num_grow_ch=4",
@@ -82,3 +86,36 @@ def tiny(faces_dir: Path) -> Callable[..., TrainConfig]:
         return load_config(None, [*TINY, f"data.hq=[{faces_dir}]", *overrides])
 
     return make
+
+
+
+@pytest.fixture()
+def start_training() -> Callable[[TrainConfig, Path, Path], subprocess.Popen]:
+    """``start_training(cfg, config_file, run)``: a real ``facesr train`` process on ``cfg``
+    (written to ``config_file``) into ``run``, one thread as this process; stdout dropped,
+    stderr piped."""
+
+    def start(cfg: TrainConfig, config: Path, run: Path) -> subprocess.Popen:
+        config.write_text(config_to_yaml(cfg), encoding="utf-8")
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-c", "from facesr.cli import main; main()",
+               "train", str(config), "--out", str(run)]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    return start
+
+
+@pytest.fixture()
+def wait_until() -> Callable[..., None]:
+    """``wait_until(proc, ready, what, timeout=120, poll=0.002)``: poll ``ready()`` while
+    ``proc`` runs; fail with its stderr if it ends first, or after ``timeout`` seconds."""
+
+    def wait(proc: subprocess.Popen, ready: Callable[[], bool], what: str, *,
+             timeout: float = 120, poll: float = 0.002) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
+            time.sleep(poll)
+
+    return wait

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import facesr.train.checkpoint as checkpoint_module
 from facesr.data.dedup import near_duplicate_groups
 from facesr.degrade.degradation import Pools
 from facesr.io import read_image_array, write_image
-from facesr.train.config import ConfigError, TrainConfig, config_to_yaml
+from facesr.train.config import ConfigError, TrainConfig
 from facesr.train.data import split_files
 from facesr.train.loop import train
 
@@ -112,24 +109,16 @@ def test_a_crash_inside_a_checkpoint_write_loses_only_that_checkpoint(
 
 
 def test_kill_9_at_any_moment_then_resume(tiny: Tiny, pool_files: tuple[Path, Path],
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, start_training: Callable,
+                                          wait_until: Callable) -> None:
     """A real ``facesr train`` process is killed with SIGKILL mid-run, then resumed."""
     kernels, noise = pool_files
     cfg = tiny("train.iterations=40", "train.checkpoint_every=4", "train.val_every=1000",
                "train.log_every=5", f"data.kernels={kernels}", f"data.noise={noise}")
-    config = tmp_path / "exp.yaml"
-    config.write_text(config_to_yaml(cfg), encoding="utf-8")
     run = tmp_path / "cut"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as this process (see conftest.one_thread)
-    cmd = [sys.executable, "-c", "from facesr.cli import main; main()",
-           "train", str(config), "--out", str(run)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_training(cfg, tmp_path / "exp.yaml", run)
     try:
-        deadline = time.monotonic() + 120
-        while not (run / "latest.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.002)
+        wait_until(proc, (run / "latest.json").exists, "no checkpoint")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from typer.testing import CliRunner
 
 from facesr.cli import app
 from facesr.degrade.degradation import Pools
-from facesr.train.config import TrainConfig, config_to_yaml
+from facesr.train.config import TrainConfig
 from facesr.train.loop import Interrupted, train
 
 Tiny = Callable[..., TrainConfig]
@@ -27,25 +24,18 @@ def _iteration(run: Path) -> int:
 
 
 def test_sigint_checkpoints_the_current_iteration_then_resume(
-        tiny: Tiny, pool_files: tuple[Path, Path], tmp_path: Path) -> None:
+        tiny: Tiny, pool_files: tuple[Path, Path], tmp_path: Path, start_training: Callable,
+        wait_until: Callable) -> None:
     """A real ``facesr train`` process gets SIGINT mid-run, exits 130, then is resumed."""
     kernels, noise = pool_files
     cfg = tiny("train.iterations=1000", "train.checkpoint_every=500", "train.val_every=1000",
                "train.log_every=1", f"data.kernels={kernels}", f"data.noise={noise}")
-    config = tmp_path / "exp.yaml"
-    config.write_text(config_to_yaml(cfg), encoding="utf-8")
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-c", "from facesr.cli import main; main()",
-           "train", str(config), "--out", str(run)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = run / "metrics.jsonl"
+    proc = start_training(cfg, tmp_path / "exp.yaml", run)
     try:
-        deadline = time.monotonic() + 120
-        metrics = run / "metrics.jsonl"
-        while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no 3 iterations within 120 s"
-            time.sleep(0.01)
+        wait_until(proc, lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 3,
+                   "no 3 iterations", poll=0.01)
         os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
