@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facesr import COLOR_LOCK
 from facesr.infer.detectors import Face
 from facesr.infer.faces import FaceDetector, expand_box
 from facesr.infer.tiling import Runner, upscale_tiled
@@ -246,11 +247,6 @@ def as_runner(model: nn.Module | Runner, **kwargs) -> Runner:
     return torch_runner(model, **kwargs) if isinstance(model, nn.Module) else model
 
 
-# sigma (input px) of the low-frequency colour lock applied to every model output, chosen on
-# the validation faces of both protocols with facesr-default v3: PSNR-Y gain over bicubic
-# (sharp / UTKFace) raw +1.07 / +1.44, sigma 1 +1.14 / +1.24, 2 +1.12 / +1.42, 4 +1.09 / +1.44:
-# below 2 the input's noise leaks into the low frequencies of wide-blur (footage) faces
-COLOR_LOCK = 2.0
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
