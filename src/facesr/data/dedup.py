@@ -29,7 +29,7 @@ signature and is never grouped.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -91,6 +91,24 @@ def signature_groups(sigs: np.ndarray, *, threshold: float = DUPLICATE_DISTANCE
     s = np.ascontiguousarray(sigs, dtype=np.float32)
     n = len(s)
     min_dot = 1.0 - threshold * threshold / 2.0  # |a - b| < t  <=>  a.b > 1 - t^2/2
+
+    def close_pairs() -> Iterator[tuple[int, int]]:
+        for a in range(0, n, CHUNK):
+            for b in range(a, n, CHUNK):  # blocks on and above the diagonal
+                close = s[a:a + CHUNK] @ s[b:b + CHUNK].T > min_dot
+                rows, cols = np.nonzero(np.triu(close, k=1) if a == b else close)
+                yield from zip((rows + a).tolist(), (cols + b).tolist(), strict=True)
+
+    return [g for g in components(n, close_pairs()) if len(g) > 1]
+
+
+def components(n: int, links: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The connected components of items ``0 .. n-1`` under ``links`` (union-find), every item
+    in one, each ascending, ordered by their first item.
+
+    >>> components(5, [(3, 1), (4, 3)])
+    [[0], [1, 3, 4], [2]]
+    """
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -99,18 +117,14 @@ def signature_groups(sigs: np.ndarray, *, threshold: float = DUPLICATE_DISTANCE
             i = parent[i]
         return i
 
-    for a in range(0, n, CHUNK):
-        for b in range(a, n, CHUNK):  # blocks on and above the diagonal
-            close = s[a:a + CHUNK] @ s[b:b + CHUNK].T > min_dot
-            rows, cols = np.nonzero(np.triu(close, k=1) if a == b else close)
-            for i, j in zip((rows + a).tolist(), (cols + b).tolist(), strict=True):
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
+    for i, j in links:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
     members: dict[int, list[int]] = {}
     for i in range(n):
         members.setdefault(find(i), []).append(i)
-    return [g for g in members.values() if len(g) > 1]
+    return list(members.values())
 
 
 def near_duplicate_groups(files: Sequence[str | os.PathLike], *,

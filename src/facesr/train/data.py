@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facesr.data.dataset import DegradedFaces, collate_pairs
+from facesr.data.dedup import components
 from facesr.degrade.degradation import DegradeConfig, Pools
 
 PERM_TAG = 0x7065726D  # "perm": keeps the permutation stream apart from the items' streams
@@ -68,23 +69,11 @@ def split_files(files: Sequence[Path], fraction: float, seed: int, *,
 def _units(uniq: list[Path], groups: Iterable[Iterable[Path]]) -> list[list[int]]:
     """Indices of ``uniq`` merged by ``groups`` (union-find), ordered by their first index."""
     index = {f: i for i, f in enumerate(uniq)}
-    parent = list(range(len(uniq)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    links = []
     for group in groups:
         members = [index[p] for p in map(Path, group) if p in index]
-        for m in members[1:]:
-            a, b = find(members[0]), find(m)
-            parent[max(a, b)] = min(a, b)
-    units: dict[int, list[int]] = {}
-    for i in range(len(uniq)):
-        units.setdefault(find(i), []).append(i)
-    return list(units.values())
+        links += [(members[0], m) for m in members[1:]]
+    return components(len(uniq), links)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
