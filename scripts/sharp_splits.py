@@ -19,6 +19,7 @@ slowly for a CPU training step, and the protocol's faces are 256 px), ``sharp-va
 from __future__ import annotations
 
 import argparse
+import os
 import zlib
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def main() -> None:
         cached.append(dst)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, files in (("train", cached), ("val", lists["val"]), ("test", lists["test"])):
-        text = "".join(f"{p}\n" for p in files)
+        # relative to the list's folder (facesr.data.inputs.hq_files), so it works from anywhere
+        text = "".join(f"{os.path.relpath(Path(p).absolute(), args.out.absolute())}\n"
+                       for p in files)
         (args.out / f"sharp-{name}.txt").write_text(text, encoding="utf-8")
         print(f"sharp-{name}.txt: {len(files)} faces")
 

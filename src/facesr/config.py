@@ -4,7 +4,9 @@ One loader for every config of the package (training, degradation): an unknown k
 of the wrong type is a :class:`ConfigError` that names the key (``train.batch must be an
 integer, got 1.5``); nothing is coerced silently but ints to floats and YAML 1.1's ``1e-4``
 strings to numbers. ``key=value`` overrides (``--set``) are parsed as YAML by
-:func:`apply_overrides` and then go through the same checks.
+:func:`apply_overrides` and then go through the same checks. Path fields (``metadata={"path":
+True}``) are resolved to absolute paths: :func:`resolve_paths` resolves a file's values against
+the file's folder before the overrides (resolved against the current directory) are applied.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ def _coerce(tp: object, value: object, key: str, base: Path | None) -> object:
                               f"got {value!r}")
         return value
     if origin is tuple:
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if variadic and value is not None and not isinstance(value, list | tuple | Mapping):
+            value = [value]  # one value of a list: `--set data.hq=hq.txt`
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key} must be a list, got {value!r}")
-        items = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        items = args[:1] * len(value) if variadic else args
         if len(items) != len(value):
             raise ConfigError(f"{key} must be a list of {len(items)} values, got {value!r}")
         return tuple(_coerce(t, v, f"{key}[{i}]", base)
@@ -111,6 +116,28 @@ def _coerce(tp: object, value: object, key: str, base: Path | None) -> object:
             raise ConfigError(f"{key} must be a string, got {value!r}")
         return value
     raise TypeError(f"{key}: unsupported config type {tp}")  # a bug in the dataclasses
+
+
+def resolve_paths(cls: type, data: object, base: Path) -> object:
+    """A copy of plain ``data`` for dataclass ``cls`` whose path fields (strings, or lists of
+    strings) are made absolute against ``base``; everything else, and values of the wrong type,
+    are left for :func:`from_dict` to check."""
+    if not isinstance(data, Mapping):
+        return data
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for key, value in data.items():
+        if key not in fields:
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            out[key] = resolve_paths(hints[key], value, base)
+        elif fields[key].metadata.get("path"):
+            if isinstance(value, str):
+                out[key] = _resolve(value, base)
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                out[key] = [_resolve(v, base) for v in value]
+    return out
 
 
 def _resolve(value: object, base: Path) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,18 +60,38 @@ def test_set_overrides_are_parsed_as_yaml_and_checked(tmp_path: Path) -> None:
     assert config_diff(load_config(p), cfg)[0].startswith("data.degrade")
 
 
-def test_relative_paths_resolve_against_the_current_directory(
+def test_a_files_paths_are_relative_to_its_folder_and_sets_to_the_current_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sub = tmp_path / "configs"
     sub.mkdir()
     p = sub / "exp.yaml"
-    p.write_text("data:\n  hq: [../shared/data/faces_hq]\n  kernels: pools/k.safetensors\n",
-                 encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    cfg = load_config(Path("configs/exp.yaml"))
-    assert cfg.data.hq == (str(tmp_path.parent / "shared" / "data" / "faces_hq"),)
-    assert cfg.data.kernels == str(tmp_path / "pools" / "k.safetensors")
+    p.write_text("data:\n  hq: [../shared/data/faces_hq]\n  kernels: pools/k.safetensors\n"
+                 "train:\n  init_g: ~/g.safetensors\n", encoding="utf-8")
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # wherever it is run from, the file means the same paths
+    cfg = load_config(Path("../configs/exp.yaml"))
+    assert cfg.data.hq == (str(tmp_path / "shared" / "data" / "faces_hq"),)
+    assert cfg.data.kernels == str(sub / "pools" / "k.safetensors")
+    assert cfg.train.init_g == str(Path("~/g.safetensors").expanduser())
     assert cfg.data.noise is None
+    cfg = load_config(p, ["data.noise=pools/n.safetensors", "data.hq=hq.txt"])
+    assert cfg.data.noise == str(elsewhere / "pools" / "n.safetensors")
+    assert cfg.data.hq == (str(elsewhere / "hq.txt"),)  # one value of a list is a list of one
+    assert cfg.data.kernels == str(sub / "pools" / "k.safetensors")
+
+
+def test_errors_name_the_set_that_caused_them(tmp_path: Path) -> None:
+    p = _write(tmp_path, "train:\n  batch: 4\n")
+    with pytest.raises(ConfigError, match=r"^--set train.batch=1.5: train.batch must be an "):
+        load_config(p, ["train.iterations=10", "train.batch=1.5"])
+    with pytest.raises(ConfigError, match=r"^--set train.bacth=8: unknown config key"):
+        load_config(p, ["train.bacth=8"])
+    with pytest.raises(ConfigError, match=r"^--iterations 0: train.iterations must be >= 1"):
+        load_config(p, ["train.iterations=0"], labels={"train.iterations": "--iterations 0"})
+    bad = _write(tmp_path, "train:\n  batch: 1.5\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: train.batch must be"):
+        load_config(bad, ["train.iterations=10"])  # the file's own error blames the file
 
 
 def test_yaml_round_trip_is_exact(tmp_path: Path) -> None:

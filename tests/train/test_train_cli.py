@@ -76,3 +76,77 @@ def test_tensorboard_without_the_package_says_what_to_do(config: Path, tmp_path:
     r = runner.invoke(app, ["train", str(config), "--set", "train.tensorboard=true",
                             "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and "pip install" in r.output
+
+
+def test_the_loop_connects_from_another_folder(tiny: Tiny, pool_files: tuple[Path, Path],
+                                               faces_dir: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config without data paths; the curated list, the pools and the limits come from
+    options; the run folder is named after the config and printed; the split is reported."""
+    cfg_dir = tmp_path / "project" / "configs"
+    cfg_dir.mkdir(parents=True)
+    config = cfg_dir / "small.yaml"
+    text = config_to_yaml(tiny("train.iterations=2", "train.val_every=2"))
+    config.write_text(text.replace(str(faces_dir), "nowhere"), encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    kernels, noise = pool_files
+    files = sorted(faces_dir.iterdir())
+    # a curated list as facesr data curate writes it, here with paths relative to the list
+    (work / "hq.txt").write_text("".join(f"../hq/{f.name}\n" for f in files[::-1]))
+    args = ["train", "../project/configs/small.yaml", "--hq", "hq.txt", "--kernels",
+            str(kernels), "--noise", str(noise), "--iterations", "3", "--limit", "8",
+            "--val", "2", "--threads", "1"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    run = work / "runs" / "small-psnr"
+    assert "runs/small-psnr" in r.output and "iteration 3" in r.output
+    assert "8 HQ files (the first 8 of 10: data.limit): 2 held out for validation" in r.output
+    saved = config_from_yaml((run / "config.yaml").read_text())
+    assert saved.data.hq == (str(work / "hq.txt"),) and saved.train.threads == 1
+    assert (saved.data.limit, saved.data.val_count, saved.train.iterations) == (8, 2, 3)
+    heldout = (run / "heldout.txt").read_text().split()
+    first8 = {str(f) for f in files[::-1][:8]}
+    assert len(heldout) == 2 and set(heldout) <= first8  # the list's order, then the limit
+    assert "--hq runs/small-psnr/heldout.txt" in r.output  # the evaluate command to run next
+    r = runner.invoke(app, args)  # the same command again: a new run beside it
+    assert r.exit_code == 0, r.output
+    assert (work / "runs" / "small-psnr-2" / "model.safetensors").is_file()
+
+
+def test_option_errors_name_the_option(config: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["train", str(config), "--val", "100", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "leave none for training" in r.output
+    r = runner.invoke(app, ["train", str(config), "--set", "data.hq=[]",
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "no HQ images found" in r.output
+    r = runner.invoke(app, ["train", str(config), "--set", "train.collapse_db=-1",
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert "--set train.collapse_db=-1: train.collapse_db must be > 0" in r.output
+
+
+def test_a_pairs_folder_is_refused_with_what_to_give(config: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs"
+    for sub in ("lr", "hr"):
+        (pairs / sub).mkdir(parents=True)
+    (pairs / "manifest.jsonl").write_text("")
+    r = runner.invoke(app, ["train", str(config), "--hq", str(pairs), "--out",
+                            str(tmp_path / "r")])
+    assert r.exit_code == 2 and "a `facesr pairs` folder" in r.output and "--hq" in r.output
+
+
+def test_a_collapsed_gan_stage_stops_with_what_to_change(config: Path, tmp_path: Path) -> None:
+    # random weights score far below bicubic: the guard stops the run at its first validation
+    run = tmp_path / "gan"
+    r = runner.invoke(app, ["train", str(config), "--set", "train.stage=gan", "--set",
+                            "train.collapse_db=3", "--set", "train.val_every=1",
+                            "--iterations", "4", "--out", str(run)])
+    assert r.exit_code == 1, r.output
+    assert "the GAN stage has collapsed" in r.output and "loss.l_adv" in r.output
+    assert "iteration 1 " in r.output and not (run / "model.safetensors").exists()
+    # the PSNR stage (a model still learning) is never stopped by it
+    r = runner.invoke(app, ["train", str(config), "--set", "train.collapse_db=3",
+                            "--out", str(tmp_path / "psnr")])
+    assert r.exit_code == 0, r.output

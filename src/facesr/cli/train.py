@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,7 @@ from facesr.io import InputError
 from facesr.train.checkpoint import POINTER, CheckpointError
 from facesr.train.config import ConfigError, TrainConfig, config_diff, load_config
 from facesr.train.logbook import require_tensorboard
-from facesr.train.loop import Interrupted, World, world_from_env
+from facesr.train.loop import Collapsed, Interrupted, World, world_from_env
 from facesr.train.loop import train as run_training
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,36 @@ class _Rate(ProgressColumn):
 
 
 def _default_run_dir(config: Path, stage: str) -> Path:
-    return Path("runs") / f"{config.stem}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``runs/<config>-<stage>``, or the first of ``-2``, ``-3``... that holds no run yet."""
+    base = Path("runs") / f"{config.stem}-{stage}"
+    run, n = base, 1
+    while (run / POINTER).exists() or (run / "config.yaml").exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    return run
+
+
+def _shortcuts(hq: list[Path] | None, kernels: Path | None, noise: Path | None,
+               iterations: int | None, threads: int | None, limit: int | None,
+               val: int | None) -> tuple[list[str], dict[str, str]]:
+    """The options that set config keys, as overrides (paths made absolute against the current
+    directory), and how each was given (for error messages)."""
+    items: dict[str, tuple[str, object]] = {}
+    if hq:
+        items["data.hq"] = ("--hq", [str(p.absolute()) for p in hq])
+    if kernels is not None:
+        items["data.kernels"] = ("--kernels", str(kernels.absolute()))
+    if noise is not None:
+        items["data.noise"] = ("--noise", str(noise.absolute()))
+    for key, opt, value in (("train.iterations", "--iterations", iterations),
+                            ("train.threads", "--threads", threads),
+                            ("data.limit", "--limit", limit), ("data.val_count", "--val", val)):
+        if value is not None:
+            items[key] = (opt, value)
+    overrides = [f"{k}={json.dumps(v)}" for k, (_, v) in items.items()]  # JSON is YAML
+    labels = {k: f"{opt} {v if not isinstance(v, list) else ' '.join(v)}"
+              for k, (opt, v) in items.items()}
+    return overrides, labels
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -48,12 +77,30 @@ def train(
     resume: Annotated[Path | None, typer.Option(
         help="Continue this run folder from its latest complete checkpoint.")] = None,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder of a new run (default: runs/<config>-<stage>-<time>).")] = None,
+        "--out", help="Folder of a new run (default: runs/<config>-<stage>, then -2, -3...: "
+                      "printed at the start and the end).")] = None,
+    hq: Annotated[list[Path] | None, typer.Option(
+        "--hq", help="Clean target faces: images, folders or .txt lists (facesr data curate's "
+                     "--out); repeatable. Sets data.hq.")] = None,
+    kernels: Annotated[Path | None, typer.Option(
+        help="Kernel pool (facesr pool kernels). Sets data.kernels.")] = None,
+    noise: Annotated[Path | None, typer.Option(
+        help="Noise pool (facesr pool noise). Sets data.noise.")] = None,
+    iterations: Annotated[int | None, typer.Option(
+        min=1, help="Iterations to train. Sets train.iterations.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=0, help="CPU threads (0: one per core). Sets train.threads.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N HQ files (in listing order). Sets data.limit.")] = None,
+    val: Annotated[int | None, typer.Option(
+        "--val", min=0, help="Hold out N HQ files for validation (instead of "
+                             "data.val_fraction's share). Sets data.val_count.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Train the generator: stage psnr (L1) or gan (L1 + RaGAN PatchGAN + LPIPS).
 
-    Relative paths in CONFIG are resolved against the current directory.
+    Relative paths in CONFIG are resolved against CONFIG's folder; those of --hq, --kernels,
+    --noise and --set against the current directory.
 
     The run folder gets config.yaml, metrics.jsonl, images/, tb/, ckpt/ and model.safetensors.
 
@@ -64,7 +111,8 @@ def train(
     """
     setup_logging(verbose)
     world = world_from_env()
-    overrides = set_ or []
+    shortcuts, labels = _shortcuts(hq, kernels, noise, iterations, threads, limit, val)
+    overrides = [*(set_ or []), *shortcuts]
     try:
         if resume is not None:
             if out_dir is not None and out_dir.resolve() != resume.resolve():
@@ -73,7 +121,8 @@ def train(
             if not saved_path.is_file():
                 raise _fail(f"{resume}: no config.yaml, so not a facesr run folder")
             saved = load_config(saved_path)
-            cfg = load_config(config if config is not None else saved_path, overrides)
+            cfg = load_config(config if config is not None else saved_path, overrides,
+                              labels=labels)
             changes = config_diff(saved, cfg)
             if changes and world.main:
                 err.print("[yellow]warning[/yellow] resuming with changed settings (the run "
@@ -83,7 +132,7 @@ def train(
         else:
             if config is None:
                 raise _fail("give a CONFIG file (or --resume RUN_DIR)")
-            cfg = load_config(config, overrides)
+            cfg = load_config(config, overrides, labels=labels)
             run_dir = out_dir or _default_run_dir(config, cfg.train.stage)
             if (run_dir / POINTER).exists():
                 raise _fail(f"{run_dir} already holds a run: continue it with --resume "
@@ -112,6 +161,8 @@ def train(
                   f"{world.world_size} process(es)", soft_wrap=True)
     try:
         result = _run(cfg, run_dir, resume is not None, world)
+    except Collapsed as e:
+        raise _fail(str(e), 1) from None
     except Interrupted as e:
         err.print(f"{escape(str(e))}; continue with: facesr train --resume "
                   f"{escape(str(run_dir))}", soft_wrap=True)
@@ -137,7 +188,12 @@ def train(
             summary += (f", val PSNR-Y {val['val/psnr_y']:.2f} dB (bicubic "
                         f"{val['val/psnr_y_bicubic']:.2f}), SSIM-Y {val['val/ssim_y']:.4f}")
         out.print(escape(summary), soft_wrap=True)
-        out.print(f"generator: {escape(str(run_dir / 'model.safetensors'))}", soft_wrap=True)
+        model = run_dir / "model.safetensors"
+        out.print(f"generator: {escape(str(model))}", soft_wrap=True)
+        out.print(escape(f"evaluate it on the held-out faces: facesr evaluate synthetic --hq "
+                         f"{run_dir / 'heldout.txt'} --kernels {cfg.data.kernels or 'POOL'} "
+                         f"--methods bicubic,{run_dir.name}={model} --out eval/{run_dir.name}"),
+                  soft_wrap=True)
 
 
 def _run(cfg: TrainConfig, run_dir: Path, resume: bool, world: World) -> dict:
@@ -160,7 +216,11 @@ def _run(cfg: TrainConfig, run_dir: Path, resume: bool, world: World) -> dict:
                                  if k in logged)
                 bar.update(task, note=note)
 
-        return run_training(cfg, run_dir, resume=resume, world=world, on_step=on_step)
+        def on_start(note: str) -> None:
+            bar.console.print(escape(note), soft_wrap=True)
+
+        return run_training(cfg, run_dir, resume=resume, world=world, on_step=on_step,
+                            on_start=on_start)
 
 
 if __name__ == "__main__":  # python -m facesr.cli.train CONFIG ... (or: facesr train)

@@ -27,7 +27,8 @@ class MissingPool(ValueError):
 
 def hq_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
     """Images from files, folders (recursive), and ``.txt`` lists (one path a line, as
-    ``facesr data curate`` writes; ``#`` comments). May be empty.
+    ``facesr data curate`` writes; ``#`` comments; a relative path is relative to the list's
+    folder). May be empty.
 
     Raises:
         InputError: a path that does not exist.
@@ -37,7 +38,8 @@ def hq_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
         p = Path(src)
         if p.suffix.lower() == ".txt" and p.is_file():
             lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-            files.extend(Path(ln) for ln in lines if ln and not ln.startswith("#"))
+            files.extend(Path(os.path.normpath(p.parent / Path(ln).expanduser()))
+                         for ln in lines if ln and not ln.startswith("#"))
         else:
             files.extend(expand_inputs([p], kinds=("image",)))
     return files

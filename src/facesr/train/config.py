@@ -3,8 +3,8 @@
 A config file has up to six sections (``data``, ``model``, ``disc``, ``loss``, ``optim``,
 ``train``); a missing key takes the default below (the paper's settings), an unknown key is an
 error that names it. ``--set section.key=value`` overrides are parsed as YAML and applied before
-validation, so they get the same checks. Relative paths are resolved against the current
-directory when the config is loaded (run ``facesr train`` from the project root); the resolved
+validation, so they get the same checks. Relative paths in a config file are resolved against
+the file's folder, those of ``--set`` overrides against the current directory; the resolved
 config, written next to every run and into every checkpoint, holds absolute paths, so a run
 resumes from anywhere.
 
@@ -24,7 +24,13 @@ from typing import Literal
 
 import yaml
 
-from facesr.config import ConfigError, apply_overrides, from_dict, yaml_error_line
+from facesr.config import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    resolve_paths,
+    yaml_error_line,
+)
 from facesr.degrade.degradation import PRESETS, DegradeConfig
 from facesr.degrade.pairs import HR_FACTORS
 from facesr.losses.lpips import MIN_SIDE as LPIPS_MIN_SIDE
@@ -38,6 +44,7 @@ class DataConfig:
     """Where training pairs come from and how they are degraded."""
 
     hq: tuple[str, ...] = field(default=(), metadata=PATH)  # images, folders, .txt lists
+    limit: int | None = None  # use only the first N HQ files (in listing order); None: all
     kernels: str | None = field(default=None, metadata=PATH)  # kernel pool (.safetensors)
     noise: str | None = field(default=None, metadata=PATH)  # noise pool (.safetensors)
     preset: str = "paper"  # a degradation preset (facesr.degrade.degradation.PRESETS)
@@ -45,6 +52,7 @@ class DataConfig:
     hr_patch: int = 128
     factors: tuple[float, ...] = HR_FACTORS  # target augmentation: HR also at these sizes
     val_fraction: float = 0.02  # share of the HQ files held out (whole files, seeded)
+    val_count: int | None = None  # hold out this many files instead of val_fraction's share
     val_seed: int = 0  # picks the held-out files and their (fixed) degradations
     val_max: int = 64  # at most this many validation crops
     # keep near-duplicate files (facesr.data.dedup) on one side of the held-out split;
@@ -58,6 +66,10 @@ class DataConfig:
         self.degradation()  # strict: raises ConfigError naming data.degrade.<key>
         _positive("data.hr_patch", self.hr_patch)
         _positive("data.val_max", self.val_max)
+        if self.limit is not None:
+            _positive("data.limit", self.limit)
+        if self.val_count is not None and self.val_count < 0:
+            raise ConfigError(f"data.val_count must be >= 0 or null, got {self.val_count}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if not self.factors or any(not 0.0 < f <= 1.0 for f in self.factors):
@@ -169,6 +181,9 @@ class RunConfig:
     threads: int = 0  # CPU intra-op threads (torch.set_num_threads, set by train()); 0: default
     init_g: str | None = field(default=None, metadata=PATH)  # generator weights to start from
     tensorboard: bool = True  # events in RUN/tb (needs the `tensorboard` package)
+    # GAN stage: stop when a validation's PSNR-Y falls more than this many dB below bicubic's
+    # (the stage has collapsed: more training will not bring it back); null: never stop
+    collapse_db: float | None = 3.0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch", "checkpoint_every", "keep_checkpoints", "val_every",
@@ -178,6 +193,8 @@ class RunConfig:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.workers < 0:
             raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
+        if self.collapse_db is not None and self.collapse_db <= 0:
+            raise ConfigError(f"train.collapse_db must be > 0 or null, got {self.collapse_db}")
         if self.threads < 0:
             raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got "
                               f"{self.threads}")
@@ -213,14 +230,20 @@ def _positive(key: str, value: int) -> None:
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
-                base: Path | None = None) -> TrainConfig:
+                base: Path | None = None, labels: dict[str, str] | None = None) -> TrainConfig:
     """Read a YAML config (None: all defaults), apply overrides, validate.
 
     Args:
-        base: directory relative paths are resolved against (default: the current directory).
+        overrides: ``section.key=value`` items (``--set``); their relative paths are resolved
+            against the current directory.
+        base: directory the file's relative paths are resolved against (default: the file's
+            own folder).
+        labels: how an override key was given, for messages (``{"data.hq": "--hq"}``; default
+            ``--set KEY=VALUE``).
 
     Raises:
-        ConfigError: unreadable file, unknown key, wrong type or invalid value (names the key).
+        ConfigError: unreadable file, unknown key, wrong type or invalid value (names the key,
+            and the ``--set`` or the file it came from).
     """
     data: object = {}
     if path is not None:
@@ -234,11 +257,29 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), *,
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a config is a mapping of sections, got "
                               f"{type(data).__name__}")
+        data = resolve_paths(TrainConfig, data, p.resolve().parent if base is None else base)
     data = apply_overrides(data, overrides)
     try:
-        return from_dict(TrainConfig, data, base=Path.cwd() if base is None else base)
+        return from_dict(TrainConfig, data, base=Path.cwd())
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
+        raise ConfigError(_blame(str(e), path, overrides, labels or {})) from None
+
+
+def _blame(message: str, path: str | Path | None, overrides: Sequence[str],
+           labels: dict[str, str]) -> str:
+    """``message`` prefixed with what caused it: the override whose key it names (the longest
+    such key), else the config file."""
+    best = ""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        named = (message.startswith((f"{key} ", f"{key}.", f"{key}[", f"{key}:"))
+                 or f"'{key}" in message)
+        if named and len(key) > len(best.partition("=")[0]):
+            best = item
+    if best:
+        key = best.partition("=")[0].strip()
+        return f"{labels.get(key, f'--set {best}')}: {message}"
+    return f"{path}: {message}" if path is not None else message
 
 
 def to_dict(cfg: object) -> dict:

@@ -28,9 +28,10 @@ SPLIT_TAG = 0x73706C74  # "splt"
 
 
 def split_files(files: Sequence[Path], fraction: float, seed: int, *,
-                groups: Iterable[Iterable[Path]] = ()) -> tuple[list[Path], list[Path]]:
+                groups: Iterable[Iterable[Path]] = (), count: int | None = None
+                ) -> tuple[list[Path], list[Path]]:
     """Hold out about ``round(fraction * n)`` whole files (at least one when ``fraction`` > 0),
-    never separating a group.
+    or ``count`` files when given, never separating a group.
 
     Args:
         groups: files to keep on one side, e.g. near-duplicates
@@ -46,12 +47,16 @@ def split_files(files: Sequence[Path], fraction: float, seed: int, *,
         (train files, validation files), each sorted.
     """
     uniq = sorted({Path(f) for f in files}, key=str)
-    n_val = round(len(uniq) * fraction)
-    if fraction > 0:
-        n_val = max(n_val, 1)
+    if count is not None:
+        n_val = count
+    else:
+        n_val = round(len(uniq) * fraction)
+        if fraction > 0:
+            n_val = max(n_val, 1)
     if n_val >= len(uniq):
         raise ValueError(f"{len(uniq)} HQ files leave none for training after holding out "
-                         f"{n_val} for validation (lower data.val_fraction)")
+                         f"{n_val} for validation (lower data.val_fraction or "
+                         f"data.val_count)")
     units = _units(uniq, groups)
     perm = np.random.default_rng([SPLIT_TAG, seed]).permutation(len(units))
     val: set[int] = set()

@@ -162,13 +162,24 @@ def _optimizer_step(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module,
     return norm
 
 
-def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path]]:
-    """The held-out split of ``data.hq``, near-duplicate groups kept on one side."""
+def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path], str]:
+    """The held-out split of ``data.hq`` (its first ``data.limit`` files), near-duplicate
+    groups kept on one side, and a line that says what was held out."""
+    for src in data.hq:
+        d = Path(src)
+        if d.is_dir() and (d / "manifest.jsonl").is_file() and (d / "lr").is_dir():
+            raise InputError(d, "a `facesr pairs` folder: training degrades clean faces on the "
+                                "fly, so give it the HQ faces (or list) the pairs were made "
+                                "from, with --hq")
     files = hq_files(data.hq)
     if not files:
         raise InputError(", ".join(map(str, data.hq)) or "data.hq", "no HQ images found")
+    listed = len(files)
+    if data.limit is not None:
+        files = files[:data.limit]
     groups: list[list[Path]] = []
-    if data.val_fraction > 0 and data.val_group_near_duplicates:
+    holding_out = data.val_count != 0 if data.val_count is not None else data.val_fraction > 0
+    if holding_out and data.val_group_near_duplicates:
         t0 = time.perf_counter()
         groups = near_duplicate_groups(files)
         if main and groups:
@@ -179,7 +190,17 @@ def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path]]:
         elif main:
             log.info("no near-duplicates among the %d HQ files (%.0f s to check)", len(files),
                      time.perf_counter() - t0)
-    return split_files(files, data.val_fraction, data.val_seed, groups=groups)
+    train_files, val_files = split_files(files, data.val_fraction, data.val_seed, groups=groups,
+                                         count=data.val_count)
+    n = len(train_files) + len(val_files)
+    how = (f"data.val_count {data.val_count}" if data.val_count is not None
+           else f"data.val_fraction {data.val_fraction:g}")
+    note = (f"{n} HQ files" + (f" (the first {n} of {listed}: data.limit)" if n < listed else "")
+            + f": {len(val_files)} held out for validation ({how}; listed in heldout.txt), "
+            f"{len(train_files)} to train on")
+    if groups:
+        note += f"; {len(groups)} near-duplicate groups kept on one side"
+    return train_files, val_files, note
 
 
 @dataclass
@@ -212,6 +233,7 @@ class TrainState:
     gan: GanParts | None  # None in the PSNR stage
     pools: Pools
     val_files: list[Path]  # held out, never trained on
+    split_note: str  # what was held out, in words
     n_items: int  # training items per epoch
     batches: Iterator[dict]
     start: int  # the iteration this call starts at (resumed from)
@@ -263,7 +285,7 @@ def setup(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     if not resume and (run_dir / POINTER).exists():
         raise FileExistsError(f"{run_dir} already holds a run: resume it or choose a new one")
     pools = _pools(cfg.data) if pools is None else pools
-    train_files, val_files = _split(cfg.data, world.main)
+    train_files, val_files, split_note = _split(cfg.data, world.main)
     faces = DegradedFaces(train_files, pools, cfg.data.degradation(),
                           hr_patch=cfg.data.hr_patch, factors=cfg.data.factors, seed=t.seed)
 
@@ -305,7 +327,8 @@ def setup(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                             world_size=world.world_size)
     batches = iter(make_loader(faces, sampler, workers=t.workers, pin_memory=cuda))
     return TrainState(cfg, run_dir, world, device, amp, mem, g, g_train, ema, opt_g, scaler,
-                      teacher, gan, pools, val_files, len(faces), batches, start, items)
+                      teacher, gan, pools, val_files, split_note, len(faces), batches, start,
+                      items)
 
 
 def _restore(ckpt: Checkpoint, run_dir: Path, val_files: list[Path], n_items: int,
@@ -420,6 +443,7 @@ class Bookkeeping:
         self.last: dict[str, float] = {}  # the last logged training scalars
         self.last_val: dict[str, float] = {}  # the last validation
         self.saved_at = -1  # the iteration of the last checkpoint this process wrote
+        self.collapse: str | None = None  # set when the GAN stage's validation collapsed
 
     def after_step(self, st: TrainState, done: int, stats: dict[str, Tensor]
                    ) -> dict[str, float] | None:
@@ -449,9 +473,24 @@ class Bookkeeping:
             self.last_val = self.validate(st, done)
             self.runlog.scalars(done, self.last_val)
             logged = (logged or {}) | self.last_val
+            self.collapse = self._collapse(st, done)
         if done % t.checkpoint_every == 0 or final:
             self.checkpoint(st, done)
         return logged
+
+    def _collapse(self, st: TrainState, done: int) -> str | None:
+        """Why the GAN stage should stop after this validation, or None."""
+        t, v = st.cfg.train, self.last_val
+        if t.stage != "gan" or t.collapse_db is None:
+            return None
+        psnr, bic = v["val/psnr_y"], v["val/psnr_y_bicubic"]
+        if not psnr < bic - t.collapse_db:  # NaN PSNR (a broken model) stops too
+            return None
+        return (f"the GAN stage has collapsed: validation PSNR-Y {psnr:.2f} dB at iteration "
+                f"{done} is {bic - psnr:.1f} dB below bicubic's {bic:.2f} (train.collapse_db "
+                f"{t.collapse_db:g}); lower loss.l_adv or loss.l_lpips, or raise loss.l_pix "
+                f"(configs/cpu-small.yaml's weights are measured), then start again from the "
+                f"PSNR model; checkpoints so far are in {st.run_dir / 'ckpt'}")
 
     @torch.no_grad()
     def validate(self, st: TrainState, done: int) -> dict[str, float]:
@@ -496,6 +535,11 @@ class Bookkeeping:
                          config_yaml=self.config_yaml, stage=t.stage, iteration=final,
                          source=f"facesr train {t.stage}, iteration {final}, "
                                 f"{'EMA' if st.ema is not None else 'raw'} G")
+
+
+class Collapsed(RuntimeError):
+    """The GAN stage's validation fell ``train.collapse_db`` below bicubic; the run stopped
+    there (its checkpoints are kept)."""
 
 
 class Interrupted(Exception):
@@ -546,7 +590,8 @@ class _StopSignals:
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
-          on_step: StepCallback | None = None) -> dict:
+          on_step: StepCallback | None = None,
+          on_start: Callable[[str], None] | None = None) -> dict:
     """Train (or resume) one stage; writes checkpoints, metrics and images under ``run_dir``.
 
     Applies the run's torch settings first (:func:`apply_runtime`: ``train.threads``, TF32).
@@ -564,23 +609,41 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             ``world.world_size > 1``.
         on_step: called on the main process after every iteration with (iteration done,
             total, the scalars logged at this iteration or None); raising stops the run.
+        on_start: called on the main process once the data is split, with a line that says
+            how many HQ files were held out for validation and trained on.
 
     Returns:
         ``{"iteration", "run_dir", "last": last logged scalars, "val": last validation}``.
 
     Raises:
         Interrupted: a SIGINT or SIGTERM stopped the run (after checkpointing).
+        Collapsed: the GAN stage's validation PSNR-Y fell ``train.collapse_db`` below bicubic.
     """
     apply_runtime(cfg.train, resolve_device(cfg.train.device, world))
     st = setup(cfg, run_dir, resume=resume, pools=pools, world=world)
+    if world.main and on_start is not None:
+        on_start(st.split_note)
     book = Bookkeeping(st) if world.main else None
+    t = cfg.train
     with _StopSignals(world.world_size == 1) as stop:
-        for it in range(st.start, cfg.train.iterations):
+        for it in range(st.start, t.iterations):
             stats = train_step(st, it)
             if book is not None:
                 logged = book.after_step(st, it + 1, stats)
                 if on_step is not None:
-                    on_step(it + 1, cfg.train.iterations, logged)
+                    on_step(it + 1, t.iterations, logged)
+            collapse = book.collapse if book is not None else None
+            if world.world_size > 1 and t.stage == "gan" and (it + 1) % t.val_every == 0:
+                import torch.distributed as dist
+
+                flag = torch.tensor([collapse is not None], dtype=torch.int32, device=st.device)
+                dist.broadcast(flag, 0)  # every process stops together
+                if flag.item() and collapse is None:
+                    collapse = "the GAN stage has collapsed (see the main process)"
+            if collapse is not None:
+                if book is not None:
+                    book.runlog.close()
+                raise Collapsed(collapse)
             if stop.signum is not None and book is not None:
                 if book.saved_at != it + 1:
                     book.checkpoint(st, it + 1)
