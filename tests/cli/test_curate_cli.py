@@ -117,3 +117,23 @@ def test_near_duplicates_are_dropped_one_kept_and_reported(hq, tmp_path):
     assert [Path(p).name for p in _lines(out)] == ["a-small.png", "sharp.png", "sharp2.png",
                                                    "sharp-q90.jpg"]
     assert "near-duplicates" not in res.stdout
+
+
+def test_limit_scores_only_the_first_files_in_input_order_and_says_so(tmp_path):
+    folder = tmp_path / "six"
+    for i in range(6):
+        write_image(folder / f"img{i}.png", cv2.resize(_scene(10 + i), (128, 128),
+                                                       interpolation=cv2.INTER_AREA))
+    out, scores = tmp_path / "kept.txt", tmp_path / "scores.csv"
+    res = _run(folder, "--out", out, "--scores", scores, "--limit", "3", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    scored = [Path(r["path"]).name for r in csv.DictReader(scores.open(encoding="utf-8"))]
+    assert scored == ["img0.png", "img1.png", "img2.png"]  # sorted listing, cut
+    kept = _lines(out)
+    assert len(kept) <= 3 and {Path(p).name for p in kept} <= set(scored)
+    assert "used 3 of 6 files (--limit)" in " ".join(res.stdout.split())
+    # no cut: no note; the limited list is the full run's list of those files
+    full = tmp_path / "full.txt"
+    res = _run(folder, "--out", full, "--limit", "6")
+    assert res.exit_code == 0 and "--limit" not in res.stdout
+    assert [p for p in _lines(full) if Path(p).name in scored] == kept

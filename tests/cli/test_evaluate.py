@@ -229,3 +229,58 @@ def test_real_scores_no_reference_metrics_on_shrunk_inputs(tmp_path, shared):
     r = _run("real", "--lq", lq, "--methods", "bicubic", "--out", tmp_path / "o2",
              "--metrics", "psnr")
     assert r.exit_code == 2 and "reference" in r.output
+
+
+def _cell(text: str) -> tuple[float, int, int, int]:
+    """``+1.02 [+0.95, +1.09] (5/6)`` -> (mean, its decimals, won, n)."""
+    m = re.fullmatch(r"([+-][\d.]+)(?: \[[^]]+\])? \((\d+)/(\d+)\)", text.strip())
+    assert m, text
+    mean = m.group(1)
+    return float(mean), len(mean.partition(".")[2]), int(m.group(2)), int(m.group(3))
+
+
+def test_baseline_sets_the_paired_tables_and_a_resume_may_change_it(tmp_path, kernels,
+                                                                    nearest):
+    hq = _faces(tmp_path / "hq", n=3)
+    out = tmp_path / "out"
+    args = ["synthetic", "--hq", hq, "--kernels", kernels, "--methods",
+            f"bicubic,lanczos,{nearest}", "--out", out, "--metrics", "psnr,ssim"]
+    assert _run(*args).exit_code == 0
+    assert (out / "paired.md").read_text().startswith("| method | Δpsnr vs bicubic |")
+    r = _run(*args, "--baseline", "lanczos")  # tables only: every result is reused
+    assert r.exit_code == 0 and "0 images done, 3 skipped" in r.output, r.output
+    lines = (out / "paired.md").read_text().strip().splitlines()
+    assert lines[0] == "| method | Δpsnr vs lanczos | Δssim vs lanczos |"
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert [row[0] for row in rows] == ["bicubic", "nearest"]  # each minus lanczos
+    scores = {(x["image"], x["method"]): x for x in _csv(out / "per_image.csv")}
+    images = sorted({i for i, _ in scores})
+    for row in rows:
+        for k, cell in zip(("psnr", "ssim"), row[1:], strict=True):
+            d = [float(scores[(i, row[0])][k]) - float(scores[(i, "lanczos")][k])
+                 for i in images]
+            mean, decimals, won, n = _cell(cell)
+            assert abs(mean - sum(d) / len(d)) <= 0.5 * 10 ** -decimals + 1e-12
+            assert (won, n) == (sum(x > 0 for x in d), 3)
+    assert "minus lanczos" in (out / "table.md").read_text()
+    assert "baseline lanczos" in (out / "report.html").read_text()
+    assert json.loads((out / "run.json").read_text())["baseline"] == "lanczos"
+
+
+def test_unknown_baseline_stops_at_start_naming_the_labels(tmp_path, kernels):
+    hq = _faces(tmp_path / "hq", n=1)
+    r = _run("synthetic", "--hq", hq, "--kernels", kernels, "--methods", "bicubic,lanczos",
+             "--baseline", "nearest", "--out", tmp_path / "out", *FAST)
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", r.output).split())
+    assert r.exit_code == 2 and "--baseline" in text and "one of bicubic, lanczos" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_real_pairs_no_reference_scores_with_the_baseline(tmp_path):
+    lq = _faces(tmp_path / "lq", n=2, size=(32, 32))
+    out = tmp_path / "out"
+    r = _run("real", "--lq", lq, "--methods", "lanczos,bicubic", "--metrics", "piqe",
+             "--baseline", "lanczos", "--out", out)
+    assert r.exit_code == 0, r.output
+    lines = (out / "paired.md").read_text().strip().splitlines()
+    assert lines[0] == "| method | Δpiqe vs lanczos |" and lines[2].startswith("| bicubic |")

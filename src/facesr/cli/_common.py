@@ -1,5 +1,5 @@
-"""Helpers shared by the commands: console output, progress bars, batch error reports, output
-folder locks."""
+"""Helpers shared by the commands: console output, progress bars, batch error reports, thread
+counts, ``--limit`` notes, output folder locks."""
 
 from __future__ import annotations
 
@@ -82,6 +82,25 @@ class BatchReport:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: CPU threads for torch (intra-op) and OpenCV; None leaves their defaults
+    (all cores)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--threads")
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def limit_note(used: int, total: int) -> str:
+    """``'used 100 of 9,689 files (--limit)'`` when ``--limit`` cut the input, else ``''``."""
+    return f"used {used:,} of {total:,} files (--limit)" if used < total else ""
 
 
 def collect_inputs(sources: Iterable[Path], report: BatchReport, *, exclude: Path) -> list[Path]:

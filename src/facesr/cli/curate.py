@@ -10,6 +10,11 @@ Near-duplicates among the images that pass (re-saved copies, consecutive frames;
 pixels, and of those the first in sorted path order (the sharpness score is no guide: JPEG
 blocking raises it). Dropped images get the reason ``duplicate`` and, in the CSV, the kept
 image in ``duplicate_of``. ``--keep-duplicates`` keeps them all.
+
+``--limit N`` scores only the first N images in input order (the arguments in the order
+given, each folder's files sorted as :func:`facesr.io.expand_inputs` lists them, each file
+once), so runs with a larger limit extend a smaller one's list; the summary line says when it
+cut the input. ``--threads N`` sets the CPU threads of torch and OpenCV.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli._common import BatchReport, err, limit_note, out, progress, set_threads
 from facesr.data.curate import REASONS, CurateScore, Thresholds, keep, score_image
 from facesr.data.dedup import signature, signature_groups
 from facesr.io import InputError, atomic_write_text, expand_inputs, read_image_array
@@ -114,6 +119,12 @@ def curate(
         "--keep-duplicates", help="Keep near-duplicates (re-saved copies, consecutive "
         "frames); by default one of each group is kept: the largest, then the first path."
     )] = False,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N images in input order (arguments as given, "
+        "folders sorted).", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
+    = None,
 ) -> None:
     """Keep sharp, clean, colour target faces: score HQ images, write the kept list.
 
@@ -124,6 +135,7 @@ def curate(
     thresholds = Thresholds(min_side=min_side, min_sharpness=min_sharpness, max_noise=max_noise,
                             min_chroma=None if allow_grey else min_chroma,
                             max_blockiness=max_blockiness)
+    set_threads(threads)
     report = BatchReport()
     paths: list[Path] = []
     seen: set[Path] = set()
@@ -141,6 +153,8 @@ def curate(
     if not paths:
         err.print("[red]error[/red] no images found in the given paths; nothing written")
         raise typer.Exit(code=1)
+    cut = limit_note(len(paths[:limit]), len(paths))
+    paths = paths[:limit]
 
     rows: list[dict] = []
     sigs: list[np.ndarray] = []  # of the images that pass, in order
@@ -185,7 +199,8 @@ def curate(
     out.print(_table(counts, columns))
     dups = ("" if keep_duplicates else " (no near-duplicates)" if not n_groups else
             f" ({n_dropped} near-duplicates dropped, one kept of each of {n_groups} groups)")
-    out.print(f"kept {len(kept)} of {len(paths)} images{dups}; list in {out_list}"
+    out.print(f"kept {len(kept)} of {len(paths)} images{dups}; "
+              + (f"{cut}; " if cut else "") + f"list in {out_list}"
               + (f", scores in {scores}" if scores is not None else ""))
     rate = len(paths) / seconds if seconds > 0 else 0.0
     err.print(f"scored {len(paths)} images in {seconds:.1f} s ({rate:.0f} images/s)")

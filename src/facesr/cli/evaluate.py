@@ -3,9 +3,11 @@
 Layout of ``--out DIR``:
 
 - ``table.md``, ``table.csv``: one row per method, mean and 95% t-interval of every metric over
-  the images, and the number of images; with bicubic among the methods, ``paired.md`` (also
-  at the end of ``table.md``): every other method minus bicubic image by image, the mean
-  difference with its paired 95% interval and the images where the method was better;
+  the images, and the number of images; with two methods or more, ``paired.md`` (also at the
+  end of ``table.md`` and on the page): every other method minus the baseline (``--baseline``;
+  default bicubic when among the methods, else the first) image by image, the mean difference
+  with its paired 95% interval and the images where the method was better (``real``: of the
+  no-reference scores);
 - ``per_image.csv``: image, method, one column per metric (empty where not computable), notes;
 - ``images/lr/<image>.png`` (the inputs the methods got), ``images/hr/<image>.png``
   (synthetic: the references), ``images/<method>/<image>.png`` (each method's output);
@@ -13,6 +15,9 @@ Layout of ``--out DIR``:
 - ``run.json``: settings, versions, models and pools with their sha256, counts, time taken;
 - ``records.jsonl``: one line per finished image input and per finished (image, method): a
   killed run re-run with the same arguments computes only what is missing.
+
+The baseline only shapes the tables: a re-run with another ``--baseline`` (or ``--limit``,
+``--threads``) reuses every result and writes the tables afresh.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ CropOpt = Annotated[int, typer.Option(min=0, help="Pixels cropped from every sid
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda: where models and metrics run.")]
 TileOpt = Annotated[int, typer.Option(min=0, help="Model tile side in input px (0: whole "
                                       "image).")]
+BaselineOpt = Annotated[str | None, typer.Option(
+    help="The method (its label in --methods) the others are paired with, image by image, "
+    "in paired.md, table.md and report.html (default: bicubic when among the methods, else "
+    "the first). Tables only: a resumed run may change it.", show_default=False)]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all).")]
 OverwriteOpt = Annotated[bool, typer.Option(
     help="Discard the results already in --out and start afresh (without it, results made "
@@ -80,9 +89,9 @@ def synthetic(
         "(default: 256 for --preset sharp, else none).", show_default=False)] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a degradation setting, e.g. --set noise_sigma=5")] = None,
-    limit: LimitOpt = None, weights: WeightsOpt = None, crop_border: CropOpt = SCALE,
-    device: DeviceOpt = "cpu", tile: TileOpt = 256, threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
+    baseline: BaselineOpt = None, limit: LimitOpt = None, weights: WeightsOpt = None,
+    crop_border: CropOpt = SCALE, device: DeviceOpt = "cpu", tile: TileOpt = 256,
+    threads: ThreadsOpt = None, overwrite: OverwriteOpt = False,
 ) -> None:
     """Degrade clean faces (seeded per image), run every method, score against the originals."""
     from facesr.degrade.degradation import PRESETS
@@ -97,6 +106,7 @@ def synthetic(
                                  param_hint="--set")
     names = _metrics(metrics, True)
     meths = _methods(methods, device, tile, threads)
+    baseline = _baseline(baseline, meths)
     scorers = _load_metrics(names, weights, device, crop_border)
     pools = open_pools(kernels, noise, cfg)
     if noise is not None and pools.noise is None:
@@ -122,7 +132,7 @@ def synthetic(
              "noise": None if noise is None else str(noise)}
     _evaluate(files, meths, scorers, out_dir, settings, prepare, overwrite,
               {**extra, "limit": limit, "weights": None if weights is None else str(weights),
-               "tile": tile, "threads": threads})
+               "tile": tile, "threads": threads, "baseline": baseline})
 
 
 def real(
@@ -137,15 +147,16 @@ def real(
     max_side: Annotated[int | None, typer.Option(
         min=8, help="Area-downscale inputs with a longer side above this first (for crops "
         "stored larger than their true resolution).")] = None,
-    limit: LimitOpt = None, weights: WeightsOpt = None, crop_border: CropOpt = SCALE,
-    device: DeviceOpt = "cpu", tile: TileOpt = 256, threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
+    baseline: BaselineOpt = None, limit: LimitOpt = None, weights: WeightsOpt = None,
+    crop_border: CropOpt = SCALE, device: DeviceOpt = "cpu", tile: TileOpt = 256,
+    threads: ThreadsOpt = None, overwrite: OverwriteOpt = False,
 ) -> None:
     """Run every method on real faces and score the outputs with no-reference metrics."""
     from facesr.eval.inputs import shrink
 
     names = _metrics(metrics, False)
     meths = _methods(methods, device, tile, threads)
+    baseline = _baseline(baseline, meths)
     scorers = _load_metrics(names, weights, device, crop_border)
     files = _files(lq, out_dir, lambda: hq_files(lq), limit)
 
@@ -158,7 +169,7 @@ def real(
     _evaluate(files, meths, scorers, out_dir, settings, prepare, overwrite,
               {"lq": [str(p) for p in lq], "limit": limit,
                "weights": None if weights is None else str(weights), "tile": tile,
-               "threads": threads})
+               "threads": threads, "baseline": baseline})
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -199,6 +210,20 @@ def _methods(given: str, device: str, tile: int, threads: int | None) -> list:
                                  "the inputs and references): rename the file",
                                  param_hint="--methods")
     return meths
+
+
+def _baseline(given: str | None, meths: list) -> str:
+    """The paired tables' baseline: ``given`` (a method's label), else bicubic when among the
+    methods, else the first; a name that is not a label is a usage error naming the labels."""
+    from facesr.eval.render import default_baseline
+
+    labels = [m.name for m in meths]
+    if given is None:
+        return default_baseline(labels)
+    if given not in labels:
+        raise typer.BadParameter(f"{given!r} is not one of the methods; one of "
+                                 f"{', '.join(labels)}", param_hint="--baseline")
+    return given
 
 
 def _load_metrics(names: list[str], weights: Path | None, device: str, crop_border: int):
@@ -284,18 +309,19 @@ def _evaluate(files: list[tuple[Path, str]], meths: list, scorers, out_dir: Path
     run.update(finished=True, images=counts, elapsed_s=elapsed,
                history=[*earlier, {"started": run["started"], "elapsed_s": elapsed,
                                    "methods": [m.name for m in meths], "images": counts}])
-    _write_outputs(out_dir, names, inputs, results, meths, scorers.names, settings, run)
+    _write_outputs(out_dir, names, inputs, results, meths, scorers.names, settings, run,
+                   extra["baseline"])
     report.finish("images")
 
 
 def _write_outputs(out_dir: Path, names: list[str], inputs: dict, results: dict, meths: list,
-                   metrics: list[str], settings: dict, run: dict) -> None:
+                   metrics: list[str], settings: dict, run: dict, baseline: str) -> None:
     from facesr.eval.render import render
     from facesr.metrics import METRICS
 
     r = render(images=names, inputs=inputs, results=results, methods=[m.name for m in meths],
                metrics=metrics, directions={k: METRICS[k].direction for k in metrics},
-               settings=settings)
+               settings=settings, baseline=baseline)
     for file, text in r.files.items():
         atomic_write_text(out_dir / file, text)
     atomic_write_text(out_dir / "run.json", json.dumps(run, indent=2) + "\n")

@@ -1,4 +1,11 @@
-"""``facesr pairs``: LR/HR training pairs on disk, each with the parameters that made it."""
+"""``facesr pairs``: LR/HR training pairs on disk, each with the parameters that made it.
+
+``--limit N`` uses only the first N HQ files in input order (:func:`facesr.data.inputs.hq_files`);
+pair names, and so each pair's seeded degradation, come from the whole list, so a limited run
+makes exactly the first N sources' pairs of the full run and a later run with a larger limit
+(or none) into the same ``--out`` adds the rest. ``--threads N`` sets the CPU threads of torch
+and OpenCV. Neither is a setting of the pairs (not in ``run.json``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from facesr.cli._common import BatchReport, err, out, progress
+from facesr.cli._common import BatchReport, err, limit_note, out, progress, set_threads
 from facesr.config import ConfigError, apply_overrides
 from facesr.data.inputs import MissingPool, hq_files, load_pools
 from facesr.degrade.degradation import PRESETS, DegradeConfig, Pools
@@ -77,6 +84,12 @@ def pairs(
     factors: Annotated[str, typer.Option(help="HR scale factors (target augmentation).")
                        ] = ",".join(str(f) for f in HR_FACTORS),
     min_hr: Annotated[int, typer.Option(help="Skip HR variants smaller than this (px).")] = 64,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N HQ files in input order (arguments as given, folders "
+        "sorted, lists in their order).", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
+    = None,
 ) -> None:
     """Write LR/HR training pairs, incl. 25/50/75%-downscaled HR copies, and a manifest."""
     if preset not in PRESETS:
@@ -88,12 +101,17 @@ def pairs(
         raise typer.BadParameter(f"not a list of numbers: {factors!r}") from None
     if not facs or any(not 0 < f <= 1 for f in facs):
         raise typer.BadParameter("factors must be in (0, 1]", param_hint="--factors")
+    set_threads(threads)
     pools = open_pools(kernels, noise, cfg)
     try:
         files = hq_files(hq)
     except InputError as e:
         err.print(str(e))
         raise typer.Exit(2) from None
+    # names (and so seeds) from the whole list: --limit only cuts it
+    named = list(zip(files, pair_names(files), strict=True))
+    cut = limit_note(len(named[:limit]), len(named))
+    named = named[:limit]
     run = {"preset": preset, "degradation": dataclasses.asdict(cfg), "seed": seed,
            "factors": facs, "min_hr": min_hr,
            "kernels": {"path": str(kernels), "sha256": _sha256(pools.kernels and kernels)},
@@ -111,8 +129,8 @@ def pairs(
     done = {r["name"] for r in read_jsonl(manifest)}
     report = BatchReport()
     with progress() as bar:
-        task = bar.add_task("pairs", total=len(files), note="")
-        for f, name in zip(files, pair_names(files), strict=True):
+        task = bar.add_task("pairs", total=len(named), note="")
+        for f, name in named:
             bar.advance(task)
             try:
                 h, w = image_size(f)
@@ -138,5 +156,5 @@ def pairs(
                     rec["kernel_source"] = pools.kernels.sources[params.record["kernel"]]
                 append_jsonl(manifest, rec)
             report.done += 1
-    out.print(f"pairs in {out_dir} (manifest: {manifest})")
+    out.print(f"pairs in {out_dir} (manifest: {manifest})" + (f"; {cut}" if cut else ""))
     report.finish("HQ images")

@@ -22,7 +22,13 @@ from facesr.eval.tables import (
     to_markdown,
 )
 
-BASELINE = "bicubic"  # the method others are compared with, image by image, when present
+BASELINE = "bicubic"  # the default baseline when among the methods (else the first method)
+
+
+def default_baseline(methods: Sequence[str]) -> str | None:
+    """The method others are compared with image by image when none is chosen: bicubic when
+    among ``methods``, else the first (None for no methods)."""
+    return BASELINE if BASELINE in methods else (methods[0] if methods else None)
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,8 @@ def metric_notes(results: Sequence[Mapping], metrics: Sequence[str]) -> list[str
 
 def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
            results: Mapping[tuple[str, str], Mapping], methods: Sequence[str],
-           metrics: Sequence[str], directions: Mapping[str, str], settings: Mapping
-           ) -> Rendered:
+           metrics: Sequence[str], directions: Mapping[str, str], settings: Mapping,
+           baseline: str | None = None) -> Rendered:
     """The folder's tables and page.
 
     Args:
@@ -57,6 +63,12 @@ def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
         directions: ``higher`` / ``lower`` per metric.
         settings: the run's settings (``mode``, ``crop_border``; synthetic: ``preset``,
             ``seed``, ``degradation``).
+        baseline: the method of ``methods`` the others are paired with (``paired.md``, the
+            paired section of ``table.md`` and the page); None: :func:`default_baseline`.
+            Only the tables depend on it, never a result.
+
+    Raises:
+        ValueError: ``baseline`` is not one of ``methods``.
     """
     rows_in = ordered_results(results, images, methods)
     rows = summarize(rows_in, methods, metrics)
@@ -64,12 +76,20 @@ def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
     md = to_markdown(rows, metrics, directions)
     files = {}
     pair_md = ""
-    if BASELINE in methods and len(methods) > 1:
-        pair_md = paired_markdown(paired(rows_in, methods, metrics, BASELINE, directions),
-                                  metrics, BASELINE)
+    if baseline is None:
+        baseline = default_baseline(methods)
+    elif baseline not in methods:
+        raise ValueError(f"baseline {baseline!r} is not one of the methods "
+                         f"({', '.join(methods)})")
+    pair_title = ""
+    if baseline is not None and len(methods) > 1:
+        pair_md = paired_markdown(paired(rows_in, methods, metrics, baseline, directions),
+                                  metrics, baseline)
         files["paired.md"] = pair_md
-        md += ("\nPaired with bicubic on the same images: mean difference, its 95% interval, "
-               "(images where the method was better / images):\n\n" + pair_md)
+        pair_title = (f"Paired with the baseline {baseline} on the same images: each method "
+                      f"minus {baseline}, mean difference, its 95% interval, (images where the "
+                      "method was better / images)")
+        md += f"\n{pair_title}:\n\n{pair_md}"
     synthetic = settings["mode"] == "synthetic"
     pictures = []
     for n in images:
@@ -91,7 +111,7 @@ def render(*, images: Sequence[str], inputs: Mapping[str, Mapping],
                  "not evidence and must not be used to identify anyone.")
     page = report_html(title=f"facesr evaluate {settings['mode']}", facts=facts, rows=rows,
                        metrics=metrics, directions=directions, images=pictures, notes=notes,
-                       paired=pair_md)
+                       paired=pair_md, paired_title=pair_title)
     files.update({"table.md": md, "table.csv": to_csv(rows, metrics),
                   "per_image.csv": per_image_csv(rows_in, metrics), "report.html": page})
     return Rendered(files, md, notes)

@@ -71,7 +71,7 @@ def _table(rows: Sequence[Row], metrics: Sequence[str], directions: Mapping[str,
 def report_html(*, title: str, facts: Sequence[str], rows: Sequence[Row],
                 metrics: Sequence[str], directions: Mapping[str, str],
                 images: Sequence[tuple[str, Sequence[Tile]]], notes: Sequence[str] = (),
-                paired: str = "") -> str:
+                paired: str = "", paired_title: str = "") -> str:
     """The page.
 
     Args:
@@ -81,6 +81,7 @@ def report_html(*, title: str, facts: Sequence[str], rows: Sequence[Row],
         images: ``(image name, tiles)`` in display order.
         notes: one-line remarks shown under the table (e.g. metrics not computed somewhere).
         paired: the paired comparison with the baseline (Markdown), shown under the table.
+        paired_title: the line above it (which baseline, what the cells are).
     """
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -88,6 +89,8 @@ def report_html(*, title: str, facts: Sequence[str], rows: Sequence[Row],
              '<div class="facts">' + "<br>".join(html.escape(f) for f in facts) + "</div>",
              _table(rows, metrics, directions)]
     if paired:
+        if paired_title:
+            parts.append(f'<p class="paired-title">{html.escape(paired_title)}</p>')
         parts.append(f'<pre class="paired">{html.escape(paired)}</pre>')
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     for name, tiles in images:
