@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from facesr.cli import app
 from facesr.degrade import kernelgan
-from facesr.degrade.kernels import center_of_mass
+from facesr.degrade.kernels import center_of_mass, gaussian_kernel
 from facesr.degrade.pools import KernelPool
 
 runner = CliRunner()
@@ -84,3 +84,51 @@ def test_a_file_that_is_not_a_kernel_pool_is_not_overwritten(tmp_path: Path) -> 
     r = _run(*paths, "--out", out)
     assert r.exit_code == 2 and "not overwriting" in r.output
     assert out.read_bytes() == b"not a pool"
+
+
+def test_resuming_with_other_settings_is_refused_unless_allowed(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "src", 3)
+    out = tmp_path / "k.safetensors"
+    assert _run(paths[0], "--out", out).exit_code == 0  # --iters 3, --seed 0
+    before = out.read_bytes()
+    r = runner.invoke(app, ["pool", "kernels", *map(str, paths), "--out", str(out),
+                            "--iters", "4", "--seed", "1"])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0] == (f"{out} was made with --iters 3 and --seed 0, this run asks for "
+                        "--iters 4 and --seed 1: use another --out or --allow-mixed")
+    assert out.read_bytes() == before  # untouched, byte for byte
+    r = runner.invoke(app, ["pool", "kernels", str(paths[1]), "--out", str(out),
+                            "--iters", "4", "--allow-mixed"])
+    assert r.exit_code == 0 and "warning" in r.output and "--iters 3" in r.output, r.output
+    pool = KernelPool.load(out)
+    assert [(s["iters"], s["seed"]) for s in pool.sources] == [(3, 0), (4, 0)]
+    assert pool.settings["mixed"] == ["iters"] and "iters" not in pool.settings
+    assert pool.settings["seed"] == 0 and pool.settings["estimator"] == "kernelgan"
+    before = out.read_bytes()
+    r = _run(*paths, "--out", out)  # now mixed: any one setting differs from the pool's
+    assert r.exit_code == 2 and "--iters 3/4, this run asks for --iters 3" in r.output
+    assert out.read_bytes() == before
+
+
+def test_a_pool_of_the_first_format_resumes_with_its_settings(tmp_path: Path) -> None:
+    """Pools written before the settings check keep iters/seed in the records only."""
+    paths = _images(tmp_path / "src", 2)
+    out = tmp_path / "k.safetensors"
+    KernelPool(gaussian_kernel(kernelgan.X4_SIZE, 2.0)[None],
+               [{"source": str(paths[0]), "frame": None, "iters": 3, "seed": 0}], 4,
+               {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE}).save(out)
+    r = _run(*paths, "--out", out)
+    assert r.exit_code == 0 and "skipped 1" in r.output, r.output
+    pool = KernelPool.load(out)
+    assert len(pool) == 2 and pool.settings["iters"] == 3 and "mixed" not in pool.settings
+    assert _run(*paths, "--out", out, "--seed", "2").exit_code == 2
+
+
+def test_limit_uses_only_the_first_stills(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "src", 3)
+    out = tmp_path / "k.safetensors"
+    r = _run(tmp_path / "src", "--out", out, "--limit", "2", "--threads", "1")
+    assert r.exit_code == 0 and "first 2 of 3 stills (--limit)" in r.output, r.output
+    assert [Path(s["source"]).name for s in KernelPool.load(out).sources] == \
+        [p.name for p in paths[:2]]

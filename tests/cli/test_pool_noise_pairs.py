@@ -59,6 +59,25 @@ def test_pool_noise_shows_statistics_warns_on_a_small_pool_and_says_what_to_try(
     assert r.exit_code == 1 and "--gamma 0.5" in text and "--phi 1000000000" in text, r.output
 
 
+def test_pool_noise_limit_uses_only_the_first_stills(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        _noisy_flat(src / f"{name}.png")
+    out = tmp_path / "noise.safetensors"
+    r = runner.invoke(app, ["pool", "noise", str(src), "--out", str(out), "--limit", "2",
+                            "--threads", "1"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "used the first 2 of 3 stills (--limit)" in text, r.output
+    pool = NoisePool.load(out)
+    assert [Path(s["source"]).name for s in pool.sources] == ["a.png", "b.png"]
+    assert set(pool.source_index.tolist()) == {0, 1} and pool.settings["limit"] == 2
+    r = runner.invoke(app, ["pool", "noise", str(src), "--out", str(out), "--overwrite",
+                            "--limit", "5"])
+    assert r.exit_code == 0 and "--limit" not in r.output  # did not cut anything
+    assert len(NoisePool.load(out).sources) == 3
+
+
 def _setup_pairs(tmp_path: Path) -> tuple[Path, Path, Path]:
     hq = tmp_path / "hq"
     hq.mkdir()

@@ -15,6 +15,7 @@ from facesr.degrade.kernels import (
     gaussian_kernel,
     kernel_centre,
     normalize_kernel,
+    principal_widths,
 )
 
 
@@ -38,6 +39,18 @@ def test_gaussian_kernels_sum_to_one_and_are_centred(sx: float, sy: float, theta
     assert float(k.sum()) == pytest.approx(1.0, abs=1e-6)
     assert center_of_mass(k) == pytest.approx((12.5, 12.5), abs=1e-4)
     assert kernel_centre(25) == 12.5
+
+
+@pytest.mark.parametrize("sx, sy, theta", [(1.0, 2.5, 0.0), (2.5, 1.0, 0.5), (3.0, 1.2, -1.0),
+                                            (1.5, 1.5, 0.0)])
+def test_principal_widths_are_a_gaussians_sigmas_and_angle(sx: float, sy: float,
+                                                           theta: float) -> None:
+    major, minor, angle = principal_widths(gaussian_kernel(25, sx, sy, theta))
+    assert (major, minor) == pytest.approx((max(sx, sy), min(sx, sy)), abs=1e-3)
+    if sx != sy:  # the major axis: theta for sigma_x, theta + 90 deg for sigma_y
+        expected = math.degrees(theta + (0 if sx > sy else math.pi / 2)) % 180
+        assert angle == pytest.approx(expected, abs=0.1)
+    assert math.isnan(principal_widths(torch.zeros(5, 5))[0])
 
 
 def test_normalize_kernel_recentres_a_shifted_kernel() -> None:

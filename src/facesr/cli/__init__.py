@@ -17,6 +17,7 @@ from facesr.cli import (
     models,
     noise,
     pairs,
+    pool_show,
     study,
     train,
     upscale,
@@ -46,6 +47,7 @@ pool_app = typer.Typer(help="Build the degradation pools from source footage.",
                        no_args_is_help=True)
 pool_app.command("kernels")(kernels.kernels)
 pool_app.command("noise")(noise.noise)
+pool_app.command("show")(pool_show.show)
 app.add_typer(pool_app, name="pool")
 
 data_app = typer.Typer(help="Prepare target (clean, high-quality) face data.",

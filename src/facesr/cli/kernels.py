@@ -4,20 +4,42 @@ The pool file is rewritten (atomically) after every finished kernel, so an inter
 loses at most the image in progress; running the same command again loads the file and skips
 the sources already in it. A source is a file path plus, for videos, a frame index; it matches
 when the path is spelled the same way (run from the same folder with the same arguments).
+
+A resumed pool must be made the way it was begun: when the file's kernels were estimated with
+other settings (``ESTIMATION_KEYS``: --iters, --seed, the estimator and its x2 kernel size;
+not --device or --threads, nor --stride, --max-frames or --limit, which only choose the stills)
+the run refuses, naming each difference, unless ``--allow-mixed``. Every kernel's source record
+carries its own settings; the pool's ``settings`` hold those all its kernels share.
+
+``--limit N`` uses only the first N stills in input order (an image is one still, a video one
+per --stride frames), done or not, so a larger limit later extends a smaller one's pool.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated
 
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, count_stills, err, out, progress, setup_logging
+from facesr.cli._common import (
+    BatchReport,
+    count_stills,
+    err,
+    out,
+    progress,
+    set_threads,
+    setup_logging,
+)
 from facesr.degrade import kernelgan
 from facesr.degrade.pools import KernelPool, PoolError
 from facesr.io import InputError, expand_inputs, iter_sources, still_key, to_tensor
+
+# the settings that make a kernel what it is: compared when a run resumes a pool
+ESTIMATION_KEYS = ("estimator", "x2_size", "iters", "seed")
+OPTION_NAMES = {"iters": "--iters", "seed": "--seed"}  # the others are not options
 
 
 def kernels(
@@ -32,9 +54,15 @@ def kernels(
     stride: Annotated[int, typer.Option(help="Use every Nth video frame.")] = 25,
     max_frames: Annotated[int | None, typer.Option(help="At most N frames per video.")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for torch (default: torch's choice). KernelGAN's layers are small: "
+        help="CPU threads for torch and OpenCV (default: all). KernelGAN's layers are small: "
              "1 is about as fast as more, and much faster than more threads than free cores.")
     ] = None,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N stills in input order (done ones included).",
+        show_default=False)] = None,
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Resume a pool made with other settings (--iters, --seed...); "
+        "each kernel keeps its own settings in its source record.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Estimate one x4 blur kernel per source image (or video frame) with KernelGAN.
@@ -50,10 +78,7 @@ def kernels(
         raise typer.BadParameter("must be >= 1", param_hint="--stride")
     if max_frames is not None and max_frames < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--max-frames")
-    if threads is not None:
-        if threads < 1:
-            raise typer.BadParameter("must be >= 1", param_hint="--threads")
-        torch.set_num_threads(threads)
+    set_threads(threads)
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -70,8 +95,11 @@ def kernels(
         err.print(f"{out_path} is one of the sources; choose another --out")
         raise typer.Exit(2)
 
+    settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE, "iters": iters,
+                "seed": seed}
     kernels_done: list[torch.Tensor] = []
     records: list[dict] = []
+    extra: dict = {}  # the resumed pool's other settings, kept
     if out_path.exists():
         try:
             pool = KernelPool.load(out_path)
@@ -82,12 +110,24 @@ def kernels(
             err.print(f"{out_path}: holds {tuple(pool.kernels.shape[1:])} x{pool.scale} kernels, "
                       f"not 25x25 x4; not overwriting it (choose another --out)")
             raise typer.Exit(2)
-        kernels_done, records = list(pool.kernels), list(pool.sources)
+        used = pool.settings_used(ESTIMATION_KEYS)
+        differ = [key for key in ESTIMATION_KEYS if used[key] != [settings[key]]]
+        if differ:
+            msg = (f"{out_path} was made with {_describe(differ, used)}, this run asks for "
+                   f"{_describe(differ, {key: [settings[key]] for key in differ})}")
+            if not allow_mixed:
+                err.print(f"{msg}: use another --out or --allow-mixed", soft_wrap=True)
+                raise typer.Exit(2)
+            err.print(f"warning: {msg}: mixing them (--allow-mixed); each kernel's settings are "
+                      "in its source record", soft_wrap=True)
+        kernels_done, records, extra = list(pool.kernels), list(pool.sources), pool.settings
         err.print(f"resuming {out_path}: {len(records)} kernels already there")
     done_keys = {still_key(r.get("source", ""), r.get("frame")) for r in records}
 
     total = count_stills(files, stride, max_frames)
-    settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE}
+    if limit is not None and limit < total:
+        err.print(f"using the first {limit} of {total} stills (--limit)")
+        total = limit
     report = BatchReport()
     too_small: set[Path] = set()  # report a video with tiny frames once, not per frame
     with progress() as bar:
@@ -98,7 +138,8 @@ def kernels(
             if i % 10 == 0 or i == n:
                 bar.update(inner, completed=i)
 
-        for item in iter_sources(files, frame_stride=stride, max_frames=max_frames):
+        stills = iter_sources(files, frame_stride=stride, max_frames=max_frames)
+        for item in itertools.islice(stills, limit):
             key = item.key
             if item.error is not None:
                 report.fail(item.path, str(item.error))
@@ -117,9 +158,11 @@ def kernels(
                                                     device=dev, seed=seed, callback=on_iter)
                     kernels_done.append(est.kernel)
                     records.append({"source": str(item.path), "frame": item.frame,
-                                    "width": w, "height": h, "iters": iters, "seed": seed})
+                                    "width": w, "height": h, **settings})
                     done_keys.add(key)
-                    KernelPool(torch.stack(kernels_done), records, 4, settings).save(out_path)
+                    pool = KernelPool(torch.stack(kernels_done), records, 4, extra)
+                    pool.settings = _pool_settings(pool)
+                    pool.save(out_path)
                     report.done += 1
             bar.advance(task)
         bar.update(inner, visible=False)
@@ -130,3 +173,22 @@ def kernels(
     if report.skipped:
         err.print(f"skipped {report.skipped} sources already in {out_path}")
     report.finish("sources")
+
+
+def _describe(keys: list[str], values: dict[str, list]) -> str:
+    """``'--iters 3000 and --seed 0'``; values a pool holds several of are joined by '/'."""
+    def one(key: str) -> str:
+        vals = "/".join("(not recorded)" if v is None else str(v) for v in values[key])
+        return f"{OPTION_NAMES.get(key, key)} {vals}"
+
+    return " and ".join(one(key) for key in keys)
+
+
+def _pool_settings(pool: KernelPool) -> dict:
+    """The pool's ``settings``: the resumed file's, with each of ``ESTIMATION_KEYS`` set where
+    all the records agree on it and left out (listed under ``mixed``) where they do not."""
+    used = pool.settings_used(ESTIMATION_KEYS)
+    kept = {k: v for k, v in pool.settings.items() if k not in ESTIMATION_KEYS and k != "mixed"}
+    kept.update({key: vals[0] for key, vals in used.items() if len(vals) == 1})
+    mixed = [key for key, vals in used.items() if len(vals) > 1]
+    return {**kept, "mixed": mixed} if mixed else kept

@@ -1,7 +1,14 @@
-"""``facesr pool noise``: zero-mean noise patches from smooth regions of source footage."""
+"""``facesr pool noise``: zero-mean noise patches from smooth regions of source footage.
+
+``--limit N`` uses only the first N stills in input order (an image is one still, a video one
+per --frame-stride frames; unreadable files count too); ``--threads N`` sets the CPU threads
+of torch and OpenCV (video decoding). An existing --out is refused without --overwrite (the
+command does not resume: it is fast enough to run again).
+"""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +16,7 @@ import numpy as np
 import torch
 import typer
 
-from facesr.cli._common import BatchReport, count_stills, err, out, progress
+from facesr.cli._common import BatchReport, count_stills, err, out, progress, set_threads
 from facesr.degrade.noise import extract_noise_patches
 from facesr.degrade.pools import NoisePool
 from facesr.io import InputError, expand_inputs, iter_sources
@@ -36,6 +43,11 @@ def noise(
         help="Keep at most N patches per still (random, seeded), so no frame dominates.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed for the per-still subsampling.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing pool file.")] = False,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N stills in input order.", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
+    = None,
 ) -> None:
     """Collect zero-mean noise patches from smooth regions of source images (eqs. 4-6)."""
     if out_path.exists() and not overwrite:
@@ -50,7 +62,12 @@ def noise(
     except InputError as e:
         err.print(str(e))
         raise typer.Exit(2) from None
+    set_threads(threads)
     total = count_stills(files, frame_stride, max_frames)
+    cut = ""
+    if limit is not None and limit < total:
+        cut = f"; used the first {limit} of {total} stills (--limit)"
+        total = limit
     rng = np.random.default_rng(seed)
     report = BatchReport()
     patches: list[torch.Tensor] = []
@@ -58,7 +75,8 @@ def noise(
     records: list[dict] = []
     with progress() as bar:
         task = bar.add_task("noise patches", total=total, note="")
-        for item in iter_sources(files, frame_stride=frame_stride, max_frames=max_frames):
+        stills = iter_sources(files, frame_stride=frame_stride, max_frames=max_frames)
+        for item in itertools.islice(stills, limit):
             bar.advance(task)
             if item.error is not None:
                 report.fail(item.path, str(item.error))
@@ -84,7 +102,8 @@ def noise(
         raise typer.Exit(1)
     settings = {"patch": patch, "sub": sub, "stride": stride, "sub_stride": sub_stride,
                 "mu": mu, "gamma": gamma, "phi": phi, "stats": stats, "frame_stride": frame_stride,
-                "max_frames": max_frames, "max_per_source": max_per_source, "seed": seed}
+                "max_frames": max_frames, "max_per_source": max_per_source, "seed": seed,
+                "limit": limit}
     pool = NoisePool(torch.cat(patches), torch.tensor(index, dtype=torch.int64), records, settings)
     pool.save(out_path)
     std = float(pool.patches.std()) * 255.0
@@ -94,7 +113,7 @@ def noise(
               f"{sum(1 for r in records if r['kept'])} of {len(records)} stills "
               f"(noise std {std:.2f} on the 0-255 scale; R/G/B std "
               f"{per[0]:.2f}/{per[1]:.2f}/{per[2]:.2f}, mean {mean[0]:+.3f}/{mean[1]:+.3f}/"
-              f"{mean[2]:+.3f})")
+              f"{mean[2]:+.3f}){cut}")
     if len(pool) < MIN_POOL:
         err.print(f"warning: only {len(pool)} noise patches (fewer than {MIN_POOL}): training "
                   f"would see the same few noise fields again and again; add footage or loosen "

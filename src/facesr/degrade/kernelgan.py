@@ -47,7 +47,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.parametrizations import spectral_norm
 
-from facesr.degrade.kernels import bicubic_kernel, kernel_centre, normalize_kernel
+from facesr.degrade.kernels import (
+    bicubic_kernel,
+    kernel_centre,
+    normalize_kernel,
+    principal_widths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -330,14 +335,8 @@ def estimate_kernel(
 
 def _sigmas(k: Tensor) -> str:
     """'(major, minor, angle)' of a kernel's second moments, for debug logs."""
-    k = k.double() / k.sum()
-    idx = torch.arange(k.shape[0], dtype=k.dtype, device=k.device)
-    cy, cx = (k.sum(1) * idx).sum(), (k.sum(0) * idx).sum()
-    dy, dx = idx[:, None] - cy, idx[None, :] - cx
-    cov = torch.stack([(k * dx * dx).sum(), (k * dx * dy).sum(), (k * dy * dy).sum()]).tolist()
-    ev, vec = torch.linalg.eigh(torch.tensor([[cov[0], cov[1]], [cov[1], cov[2]]]))
-    ang = math.degrees(math.atan2(float(vec[1, 1]), float(vec[0, 1]))) % 180
-    return f"({ev[1].clamp_min(0).sqrt():.2f}, {ev[0].clamp_min(0).sqrt():.2f}, {ang:.0f} deg)"
+    major, minor, angle = principal_widths(k)
+    return f"({major:.2f}, {minor:.2f}, {angle:.0f} deg)"
 
 
 def centred_l2(a: Tensor, b: Tensor) -> float:

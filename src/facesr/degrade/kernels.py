@@ -31,6 +31,31 @@ def center_of_mass(kernel: Tensor) -> tuple[float, float]:
     return float((k.sum(1) * rows).sum() / total), float((k.sum(0) * cols).sum() / total)
 
 
+def principal_widths(kernel: Tensor) -> tuple[float, float, float]:
+    """How wide a (K, K) kernel is: ``(major, minor, angle)``.
+
+    ``major`` >= ``minor`` are the standard deviations (in kernel pixels, i.e. HR pixels) along
+    the principal axes: square roots of the eigenvalues of the second-moment matrix of the
+    kernel normalised to sum 1, about its centre of mass. ``angle`` is the direction of the
+    major axis in degrees in [0, 180), from +x (columns) towards +y (rows, downwards): the
+    ``theta`` of :func:`gaussian_kernel`, so ``gaussian_kernel(25, 2.5, 1.0, t)`` gives about
+    ``(2.5, 1.0, degrees(t))``. A kernel without positive mass gives NaNs.
+    """
+    k = kernel.detach().double()
+    total = k.sum()
+    if not bool(total > 0):
+        return math.nan, math.nan, math.nan
+    k = k / total
+    idx = torch.arange(k.shape[0], dtype=k.dtype, device=k.device)
+    cy, cx = (k.sum(1) * idx).sum(), (k.sum(0) * idx).sum()
+    dy, dx = idx[:, None] - cy, idx[None, :] - cx
+    xx, xy, yy = ((k * dx * dx).sum(), (k * dx * dy).sum(), (k * dy * dy).sum())
+    cov = torch.stack([torch.stack([xx, xy]), torch.stack([xy, yy])]).cpu()
+    ev, vec = torch.linalg.eigh(cov)  # ascending
+    angle = math.degrees(math.atan2(float(vec[1, 1]), float(vec[0, 1]))) % 180
+    return float(ev[1].clamp_min(0).sqrt()), float(ev[0].clamp_min(0).sqrt()), angle
+
+
 def shift_kernel(kernel: Tensor, dy: float, dx: float) -> Tensor:
     """Shift a kernel by a sub-pixel amount (Fourier shift), keeping its sum."""
     k = kernel.double()

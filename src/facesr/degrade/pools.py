@@ -4,7 +4,8 @@ A kernel pool holds ``kernels`` (N, K, K) float32, each summing to 1 and centred
 ``kernels.py``), and one source record per kernel. A noise pool holds ``patches``
 (M, 3, P, P) float32 zero-mean noise on the [0, 1] scale and ``source_index`` (M,) int64 into
 its list of sources. Metadata carries a format name and version, the sources (JSON) and the
-settings that made the pool; nothing is pickled.
+settings that made the pool; nothing is pickled. ``load_pool`` reads either kind, telling them
+apart by the format name in the metadata (the tensors are read only after that matched).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
@@ -59,8 +60,25 @@ class KernelPool:
         k = tensors["kernels"]
         if k.ndim != 3 or k.shape[1] != k.shape[2] or k.shape[0] == 0:
             raise PoolError(f"{path}: kernels must be (N>0, K, K), got {tuple(k.shape)}")
-        return cls(k.float(), json.loads(meta.get("sources", "[]")), int(meta.get("scale", 4)),
-                   json.loads(meta.get("settings", "{}")))
+        scale = meta.get("scale", "4")
+        if not scale.isdigit() or int(scale) < 1:
+            raise PoolError(f"{path}: scale {scale!r} is not a positive integer")
+        sources = _sources(path, meta)
+        if len(sources) != k.shape[0]:
+            raise PoolError(f"{path}: {k.shape[0]} kernels but {len(sources)} source records")
+        return cls(k.float(), sources, int(scale), _settings(path, meta))
+
+    def settings_used(self, keys: tuple[str, ...]) -> dict[str, list]:
+        """The distinct values of each setting in ``keys`` that made this pool's kernels, in
+        order of first use: a kernel's source record has the final word, the pool's
+        ``settings`` stand in for records without the key (``None``: neither has it)."""
+        used: dict[str, list] = {key: [] for key in keys}
+        for rec in self.sources:
+            for key in keys:
+                v = rec.get(key, self.settings.get(key))
+                if v not in used[key]:
+                    used[key].append(v)
+        return used
 
 
 @dataclass
@@ -92,28 +110,84 @@ class NoisePool:
         p = tensors["patches"]
         if p.ndim != 4 or p.shape[1] != 3 or p.shape[0] == 0:
             raise PoolError(f"{path}: patches must be (M>0, 3, P, P), got {tuple(p.shape)}")
-        return cls(p.float(), tensors["source_index"].long(),
-                   json.loads(meta.get("sources", "[]")), json.loads(meta.get("settings", "{}")))
+        index = tensors["source_index"]
+        if tuple(index.shape) != (p.shape[0],) or index.is_floating_point():
+            raise PoolError(f"{path}: source_index must be ({p.shape[0]},) integers, got "
+                            f"{tuple(index.shape)} {index.dtype}")
+        return cls(p.float(), index.long(), _sources(path, meta), _settings(path, meta))
+
+
+def pool_format(path: str | os.PathLike) -> str:
+    """The format name in a safetensors file's metadata (``KERNEL_POOL_FORMAT``,
+    ``NOISE_POOL_FORMAT`` or whatever else it says; ``''`` for none); reads only the header.
+
+    Raises:
+        PoolError: no such file, or not a readable safetensors file.
+    """
+    return _metadata(Path(path)).get("format", "")
+
+
+def load_pool(path: str | os.PathLike) -> KernelPool | NoisePool:
+    """A kernel or a noise pool, whichever the file's metadata says it is.
+
+    Raises:
+        PoolError: not a pool file, or a damaged one (the message names the file).
+    """
+    fmt = pool_format(path)
+    if fmt == KERNEL_POOL_FORMAT:
+        return KernelPool.load(path)
+    if fmt == NOISE_POOL_FORMAT:
+        return NoisePool.load(path)
+    found = f"format {fmt!r}" if fmt else "no format name"
+    raise PoolError(f"{path}: not a facesr pool ({found} in its metadata; expected "
+                    f"{KERNEL_POOL_FORMAT} or {NOISE_POOL_FORMAT})")
+
+
+def _metadata(p: Path) -> dict[str, str]:
+    if not p.is_file():
+        raise PoolError(f"{p}: " + ("a folder, not a pool file" if p.is_dir()
+                                    else "pool file not found"))
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise PoolError(f"{p}: not a readable safetensors file ({e})") from None
 
 
 def _load(path: str | os.PathLike, fmt: str, keys: tuple[str, ...]) -> tuple[dict, dict]:
     p = Path(path)
-    if not p.is_file():
-        raise PoolError(f"{p}: pool file not found")
-    try:
-        tensors = load_file(str(p))
-        from safetensors import safe_open
-
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise PoolError(f"{p}: not a readable safetensors file ({e})") from None
+    meta = _metadata(p)
     if meta.get("format") != fmt:
         raise PoolError(f"{p}: expected a {fmt} file, found format {meta.get('format')!r}")
     if meta.get("version") != POOL_VERSION:
         raise PoolError(f"{p}: {fmt} version {meta.get('version')!r} is not supported "
                         f"(this facesr reads version {POOL_VERSION})")
+    try:
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
+        raise PoolError(f"{p}: not a readable safetensors file ({e})") from None
     missing = [k for k in keys if k not in tensors]
     if missing:
         raise PoolError(f"{p}: missing tensors {missing}")
     return tensors, meta
+
+
+def _json(path: str | os.PathLike, meta: dict, key: str, default: str, kind: type) -> object:
+    try:
+        value = json.loads(meta.get(key, default))
+    except ValueError:
+        raise PoolError(f"{path}: metadata {key!r} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise PoolError(f"{path}: metadata {key!r} is not a JSON {kind.__name__}")
+    return value
+
+
+def _sources(path: str | os.PathLike, meta: dict) -> list[dict]:
+    sources = _json(path, meta, "sources", "[]", list)
+    if not all(isinstance(r, dict) for r in sources):
+        raise PoolError(f"{path}: metadata 'sources' must be a list of JSON objects")
+    return sources
+
+
+def _settings(path: str | os.PathLike, meta: dict) -> dict:
+    return _json(path, meta, "settings", "{}", dict)
