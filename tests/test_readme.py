@@ -33,10 +33,36 @@ def test_setup_command_installs_cpu_torch_and_runs_the_demo() -> None:
 def test_every_command_in_the_readme_exists() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = "\n".join(re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S))
-    used = set(re.findall(r"(?:^|&& )facesr ([a-z-]+(?: [a-z-]+)?)", blocks, re.M))
+    used = set(re.findall(r"(?:^|&& )facesr ([a-z-]+(?: [a-z][a-z-]*)?)", blocks, re.M))
     used |= set(re.findall(r"`facesr ([a-z-]+(?: [a-z-]+)?)", text))
     assert {"demo", "pairs hq", "pool kernels"} <= used
     runner = CliRunner()
     for cmd in sorted(used):
         r = runner.invoke(app, [*cmd.split(), "--help"])
         assert r.exit_code == 0, f"`facesr {cmd} --help` failed: {r.output}"
+
+
+def test_every_option_in_the_readmes_commands_exists() -> None:
+    """Each ``--option`` of a ``facesr`` command line in a README code block is one that
+    command's ``--help`` lists (continuation lines joined)."""
+    text = (ROOT / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S))
+    lines = re.sub(r"\\\n\s*", " ", blocks).splitlines()
+    runner = CliRunner()
+    helps: dict[str, str] = {}
+    checked = 0
+    for line in lines:
+        for m in re.finditer(r"(?:^|&& |\| )\s*facesr ((?:[a-z-]+ )?[a-z-]+)(.*?)(?=&&|\||#|$)",
+                             line.strip()):
+            cmd, rest = m.group(1), m.group(2)
+            if cmd not in helps:  # "pool kernels" or "upscale SRC"
+                for name in (cmd, cmd.split()[0]):
+                    r = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"},
+                                      terminal_width=200)
+                    if r.exit_code == 0:
+                        helps[cmd] = r.output
+                        break
+            for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                assert opt in helps[cmd], f"README: `facesr {cmd}` has no option {opt}"
+                checked += 1
+    assert checked > 40  # the blocks were found and read
