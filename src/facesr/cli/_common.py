@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -82,6 +82,11 @@ class BatchReport:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+# ``--threads`` of the data commands (curate, pairs), applied with :func:`set_threads`
+ThreadsOption = Annotated[int | None, typer.Option(
+    min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
 
 
 def set_threads(threads: int | None) -> None:

@@ -33,7 +33,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from facesr.cli._common import BatchReport, err, limit_note, out, progress, set_threads
+from facesr.cli._common import (
+    BatchReport,
+    ThreadsOption,
+    err,
+    limit_note,
+    out,
+    progress,
+    set_threads,
+)
 from facesr.data.curate import REASONS, CurateScore, Thresholds, keep, score_image
 from facesr.data.dedup import signature, signature_groups
 from facesr.io import InputError, atomic_write_text, expand_inputs, read_image_array
@@ -122,9 +130,7 @@ def curate(
     limit: Annotated[int | None, typer.Option(
         min=1, help="Use only the first N images in input order (arguments as given, "
         "folders sorted).", show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
-    = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Keep sharp, clean, colour target faces: score HQ images, write the kept list.
 

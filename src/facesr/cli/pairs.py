@@ -17,7 +17,15 @@ from typing import Annotated
 
 import typer
 
-from facesr.cli._common import BatchReport, err, limit_note, out, progress, set_threads
+from facesr.cli._common import (
+    BatchReport,
+    ThreadsOption,
+    err,
+    limit_note,
+    out,
+    progress,
+    set_threads,
+)
 from facesr.config import ConfigError, apply_overrides
 from facesr.data.inputs import MissingPool, hq_files, load_pools
 from facesr.degrade.degradation import PRESETS, DegradeConfig, Pools
@@ -87,9 +95,7 @@ def pairs(
     limit: Annotated[int | None, typer.Option(
         min=1, help="Use only the first N HQ files in input order (arguments as given, folders "
         "sorted, lists in their order).", show_default=False)] = None,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads for torch and OpenCV (default: all).", show_default=False)]
-    = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Write LR/HR training pairs, incl. 25/50/75%-downscaled HR copies, and a manifest."""
     if preset not in PRESETS:
