@@ -17,6 +17,12 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches (near-duplicate signatures) go to a folder of the test session, never ~/.cache."""
+    monkeypatch.setenv("FACESR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
 _DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared"
 SHARED = Path(os.environ.get("FACESR_SHARED", _DEFAULT))
 

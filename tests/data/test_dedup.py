@@ -125,3 +125,30 @@ def test_groups_are_the_connected_components_of_close_pairs(monkeypatch):
     assert signature_groups(s, threshold=t) == [g for g in brute if len(g) > 1]
     assert sorted(map(len, signature_groups(s, threshold=t))) == [2, 3, 5]
     assert max(d[i, j] for g in brute for i in g for j in g) > 2 * t  # linked by chains
+
+
+def test_the_signature_cache_signs_each_unchanged_file_once(tmp_path: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(1)
+    files = [write_image(tmp_path / f"{i}.png", cv2.resize(rng.random((8, 8, 3)), (32, 32)))
+             for i in range(4)]
+    cache = tmp_path / "cache" / "sig.npz"
+    decoded: list[Path] = []
+
+    def counting(path, *args, **kwargs):
+        decoded.append(Path(path))
+        return read_image_array(path, *args, **kwargs)
+
+    monkeypatch.setattr(dedup, "read_image_array", counting)
+    plain = dedup.file_signatures(files)
+    first = dedup.file_signatures(files, cache=cache)
+    assert cache.is_file() and np.array_equal(first, plain) and len(decoded) == 8
+    decoded.clear()
+    assert np.array_equal(dedup.file_signatures(files[::-1], cache=cache), plain[::-1])
+    assert decoded == []  # all from the cache
+    write_image(files[2], np.zeros((32, 32, 3)))  # rewritten: another size or time
+    again = dedup.file_signatures(files, cache=cache)
+    assert decoded == [files[2]] and not again[2].any() and np.array_equal(again[:2], plain[:2])
+    cache.write_bytes(b"not an npz")  # a broken cache is rebuilt, not an error
+    decoded.clear()
+    assert np.array_equal(dedup.file_signatures(files, cache=cache), again)
+    assert len(decoded) == 4 and np.load(cache)["sigs"].shape == (4, dedup.SIDE ** 2)

@@ -24,10 +24,16 @@ signature as much as a smile does), strong tone edits.
 Groups are the connected components of "distance under the threshold" (union-find), so a
 chain of consecutive video frames becomes one group. A flat (constant) image has a zero
 signature and is never grouped.
+
+Signing decodes every file (29 s for UTKFace's 9,689 on one thread), so signatures can be
+kept in a cache file (:func:`signature_cache`), keyed by each file's absolute path, size and
+modification time: training uses it, so a resumed or repeated run signs only new files.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +41,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesr.io import read_image_array
+from facesr.io import atomic_write_bytes, read_image_array
+
+log = logging.getLogger(__name__)
 
 SIDE = 16  # signature thumbnail side (px)
 DUPLICATE_DISTANCE = 0.04  # signatures closer than this are near-duplicates
@@ -58,18 +66,62 @@ def signature(img: np.ndarray) -> np.ndarray:
     return (t / norm if norm > 1e-6 else np.zeros_like(t)).astype(np.float32)
 
 
-def file_signatures(files: Sequence[str | os.PathLike]) -> np.ndarray:
+def signature_cache() -> Path:
+    """The default cache file of :func:`file_signatures`: ``$FACESR_CACHE/signatures.npz``,
+    else ``$XDG_CACHE_HOME/facesr/...``, else ``~/.cache/facesr/...``."""
+    root = os.environ.get("FACESR_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facesr"
+    return Path(root) / "signatures.npz"
+
+
+def file_signatures(files: Sequence[str | os.PathLike], *,
+                    cache: str | os.PathLike | None = None) -> np.ndarray:
     """Signatures of image files, decoded by :func:`facesr.io.read_image_array`.
+
+    Args:
+        cache: an ``.npz`` file of signatures already computed (see module docs); read when it
+            exists (an unreadable one is ignored), rewritten atomically with the new ones.
+            None: no cache.
 
     Raises:
         InputError: a file that cannot be read.
 
     Shape: -> (len(files), SIDE * SIDE).
     """
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and Path(cache).is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if z["sigs"].shape[1:] == (SIDE * SIDE,):
+                    known = dict(zip(z["keys"].tolist(), z["sigs"], strict=True))
+        except (OSError, ValueError, KeyError):
+            known = {}  # a broken cache is rebuilt
     out = np.zeros((len(files), SIDE * SIDE), np.float32)
+    added = 0
     for i, f in enumerate(files):
+        key = _cache_key(f) if cache is not None else ""
+        if key in known:
+            out[i] = known[key]
+            continue
         out[i] = signature(read_image_array(f))
+        if cache is not None:
+            known[key] = out[i]
+            added += 1
+    if cache is not None and added:
+        buf = io.BytesIO()
+        keys = list(known)
+        np.savez(buf, keys=np.array(keys, dtype=str),
+                 sigs=np.stack([known[k] for k in keys]).astype(np.float32))
+        try:
+            atomic_write_bytes(cache, buf.getvalue())
+        except OSError as e:  # a read-only home: work on without the cache
+            log.warning("cannot write the signature cache %s: %s", cache, e)
     return out
+
+
+def _cache_key(f: str | os.PathLike) -> str:
+    st = os.stat(f)
+    return f"{Path(f).absolute()}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def signature_groups(sigs: np.ndarray, *, threshold: float = DUPLICATE_DISTANCE
@@ -128,8 +180,10 @@ def components(n: int, links: Iterable[tuple[int, int]]) -> list[list[int]]:
 
 
 def near_duplicate_groups(files: Sequence[str | os.PathLike], *,
-                          threshold: float = DUPLICATE_DISTANCE) -> list[list[Path]]:
-    """Groups of near-duplicate image files (see module docs for what counts).
+                          threshold: float = DUPLICATE_DISTANCE,
+                          cache: str | os.PathLike | None = None) -> list[list[Path]]:
+    """Groups of near-duplicate image files (see module docs for what counts; ``cache``: see
+    :func:`file_signatures`).
 
     The result depends on the set of files, not their order (they are compared in sorted
     order; a path given twice counts once).
@@ -141,5 +195,5 @@ def near_duplicate_groups(files: Sequence[str | os.PathLike], *,
         Groups of two or more paths, each sorted, ordered by their first path.
     """
     uniq = sorted({Path(f) for f in files}, key=str)
-    groups = signature_groups(file_signatures(uniq), threshold=threshold)
+    groups = signature_groups(file_signatures(uniq, cache=cache), threshold=threshold)
     return [[uniq[i] for i in g] for g in groups]

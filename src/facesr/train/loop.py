@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facesr.data.dataset import DegradedFaces
-from facesr.data.dedup import near_duplicate_groups
+from facesr.data.dedup import near_duplicate_groups, signature_cache
 from facesr.data.inputs import MissingPool, hq_files, load_pools
 from facesr.degrade.degradation import Pools
 from facesr.io import InputError, atomic_write_text
@@ -181,7 +181,7 @@ def _split(data: DataConfig, main: bool) -> tuple[list[Path], list[Path], str]:
     holding_out = data.val_count != 0 if data.val_count is not None else data.val_fraction > 0
     if holding_out and data.val_group_near_duplicates:
         t0 = time.perf_counter()
-        groups = near_duplicate_groups(files)
+        groups = near_duplicate_groups(files, cache=signature_cache())
         if main and groups:
             log.warning("the HQ files hold %d groups of near-duplicates (%d files; %.0f s to "
                         "find): each stays on one side of the held-out split; in training "
