@@ -152,3 +152,18 @@ def test_the_signature_cache_signs_each_unchanged_file_once(tmp_path: Path, monk
     decoded.clear()
     assert np.array_equal(dedup.file_signatures(files, cache=cache), again)
     assert len(decoded) == 4 and np.load(cache)["sigs"].shape == (4, dedup.SIDE ** 2)
+
+
+def test_no_near_duplicate_crosses_the_committed_protocol_splits(shared: Path) -> None:
+    """configs/splits: the faces that choose checkpoints (val), report (test) and train
+    (sharp-train) share no near-duplicate across lists."""
+    from facesr.data.inputs import hq_files
+
+    splits = Path(__file__).resolve().parents[2] / "configs" / "splits"
+    side = {}
+    for lst in sorted(splits.glob("*.txt")):
+        for f in hq_files([lst]):
+            side[f] = lst.stem
+    crossing = [[(f.name, side[f]) for f in g] for g in near_duplicate_groups(list(side))
+                if len({side[f] for f in g}) > 1]
+    assert crossing == []
