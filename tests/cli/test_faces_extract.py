@@ -153,3 +153,12 @@ def test_other_settings_are_refused_and_overwrite_starts_again(inputs, tmp_path)
     new = {r["crop"]: r["crop_size"] for r in read_jsonl(out / "manifest.jsonl")}
     assert new.keys() == old.keys()
     assert all(new[k][0] > old[k][0] for k in new)  # bigger margin, bigger crops
+
+
+def test_limit_uses_only_the_first_sources_and_says_so(inputs, tmp_path):
+    out = tmp_path / "out"
+    res = _run(inputs["a"], inputs["b"], "--out", out, "--limit", "1", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert {r["source"] for r in read_jsonl(out / "manifest.jsonl")} == {
+        str((inputs["a"] / "face.png").resolve())}
+    assert "used 1 of 2 files (--limit)" in " ".join(res.output.split())

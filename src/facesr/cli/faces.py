@@ -21,7 +21,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from facesr.cli._common import BatchReport, collect_inputs, err, out, progress, source_tag
+from facesr.cli._common import (
+    BatchReport,
+    ThreadsOption,
+    collect_inputs,
+    err,
+    limit_note,
+    out,
+    progress,
+    set_threads,
+    source_tag,
+)
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, crop, expand_box, make_detector
 from facesr.io import (
     InputError,
@@ -135,6 +145,10 @@ def extract(
     overwrite: Annotated[bool, typer.Option(
         help="Delete the crops and manifest of an earlier run in --out and start "
         "again.")] = False,
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Use only the first N sources in input order (arguments as given, folders "
+        "sorted).", show_default=False)] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Detect faces in images, folders and videos and save crops with a JSONL manifest.
 
@@ -142,6 +156,7 @@ def extract(
     record is written twice.
     """
     report = BatchReport()
+    set_threads(threads)
     try:
         det = make_detector(detector, weights=None if detector_weights is None
                             else str(detector_weights), score_threshold=score_threshold,
@@ -160,6 +175,8 @@ def extract(
 
     # inputs: one failure per bad path, never anything inside --out
     paths = collect_inputs(sources, report, exclude=out_dir)
+    cut = limit_note(min(limit or len(paths), len(paths)), len(paths))
+    paths = paths[:limit]
 
     _repair_jsonl(out_dir / MANIFEST)
     _repair_jsonl(out_dir / DONE)
@@ -213,7 +230,7 @@ def extract(
             report.done += 1
 
     out.print(f"{faces_found} faces in {frames_seen} frames of {report.done} sources; "
-              f"crops and {MANIFEST} in {out_dir}")
+              f"crops and {MANIFEST} in {out_dir}" + (f"; {cut}" if cut else ""))
     if not paths and not report.failed:
         err.print("[yellow]warning[/yellow] no images or videos found in the given sources")
     report.finish("sources")
