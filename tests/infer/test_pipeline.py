@@ -195,3 +195,13 @@ def test_upscale_face_locks_colors_by_default_and_not_when_asked() -> None:
     raw = upscale_face(lr, Tinted(), lock_colors=None)
     assert (locked - 0.5).abs().max() < 1e-4
     assert torch.allclose(raw.mean((1, 2)), torch.tensor([0.52, 0.5, 0.48]), atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(7, 5), (1, 9), (40, 33)])
+def test_bicubic_background_equals_pytorchs_bicubic(size):
+    # the CPU path resamples with OpenCV (2x faster); it must be the same kernel and borders
+    img = torch.rand(3, *size)
+    want = torch.nn.functional.interpolate(img[None], scale_factor=4, mode="bicubic",
+                                           align_corners=False)[0].clamp(0, 1)
+    got = resample(img, 4, "bicubic")
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
