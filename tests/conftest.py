@@ -52,3 +52,53 @@ def nearest(tmp_path_factory) -> Path:
             for c in range(3):
                 conv.weight[c, c, 1, 1] = 1.0
     return save_rrdb(tmp_path_factory.mktemp("model") / "nearest.safetensors", net)
+
+
+def make_video(path: Path, frames: int = 12, fps: int = 6, size: tuple[int, int] = (32, 24),
+               audio: str | None = "aac", fmt: str | None = None) -> Path:
+    """A tiny video written with PyAV: H.264 frames whose red level steps 20 per frame (and a
+    green top-left quarter), plus a mono 16 kHz 440 Hz sine for the same time (``audio``: the
+    codec, e.g. aac or pcm_s16le; None: no audio). ``fmt``: the container (default: by
+    suffix)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=fmt) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.options = {"crf": "10"}
+        sound = None
+        if audio:
+            sound = out.add_stream(audio, rate=16000)
+            sound.layout = "mono"
+        for i in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[..., 0] = 20 * i
+            img[: h // 2, : w // 2, 1] = 200
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            rate, n = 16000, frames * 16000 // fps
+            wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)
+            fmt_name, step = sound.codec_context.format.name, sound.codec_context.frame_size or 1024
+            for pos in range(0, n, step):
+                chunk = wave[pos:pos + step][None]
+                chunk = ((chunk * 32767).astype(np.int16) if fmt_name == "s16"
+                         else chunk.astype(np.float32))
+                a = av.AudioFrame.from_ndarray(chunk, format=fmt_name, layout="mono")
+                a.sample_rate, a.pts, a.time_base = rate, pos, Fraction(1, rate)
+                out.mux(sound.encode(a))
+            out.mux(sound.encode(None))
+    return path
+
+
+@pytest.fixture
+def tiny_video():
+    """``make_video``: tiny H.264 videos with (or without) audio, for the video tests."""
+    return make_video

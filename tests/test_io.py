@@ -86,6 +86,15 @@ def test_missing_folder_and_huge(tmp_path: Path) -> None:
         io.read_image(tmp_path / "big.png", max_pixels=5000)
 
 
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif"])
+def test_a_tensor_encodes_to_the_bytes_of_its_array(ext: str) -> None:
+    # the tensor fast path (uint8 made in torch) gives exactly the bytes of the array path
+    t = torch.rand(3, 37, 29)
+    t[:, 0, 0] = torch.tensor([-0.5, 1.5, 0.5 / 255])  # out of range and a rounding edge
+    assert io.encode_image(t, ext) == io.encode_image(io.to_array(t), ext)
+    assert io.encode_image(t[:, :, 3:20], ext) == io.encode_image(io.to_array(t)[:, 3:20], ext)
+
+
 def test_write_image_is_atomic_and_lossless(tmp_path: Path) -> None:
     img = _rgb().astype(np.float32) / 255
     out = io.write_image(tmp_path / "sub" / "x.png", img)

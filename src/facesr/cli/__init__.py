@@ -21,6 +21,7 @@ from facesr.cli import (
     study,
     train,
     upscale,
+    verify,
 )
 
 # Decoders report damaged files in FFmpeg's and OpenCV's own logs, raw and straight to stderr;
@@ -77,6 +78,7 @@ study_app.command("score")(study.score)
 app.add_typer(study_app, name="study")
 
 app.command("upscale")(upscale.upscale)
+app.command("verify")(verify.verify)
 app.command("pairs")(pairs.pairs)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)

@@ -5,10 +5,16 @@ Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an im
 
 - face mode: ``<base>_x4.png``, the whole input x4 (exactly 4H x 4W);
 - frame mode: ``<base>_face<k>_x4.png`` per detected face (box + margin, x4) and, with
-  ``--save-frame``, ``<base>_frame_x4.png`` (resampled frame with the faces blended in);
-  (``--format`` tif or jpg changes the suffix);
+  ``--save-frame``, ``<base>_frame_x4.png`` (resampled frame with the faces blended in;
+  its default: on for images, for video frames only where a face was found, off with
+  ``--save-video``); (``--format`` tif or jpg changes the suffix);
+- ``--save-video``: ``<stem>_<hash>_x4.mp4`` per video (H.264, the source's frame rate and
+  audio) and its record ``<stem>_<hash>_x4.mp4.json`` (``_VideoOut``, ``_assemble_video``);
 - ``<base>.json``: the record (input and its SHA-256, model and its SHA-256, every setting, the
-  mode picked and why, face boxes and scores, outputs, timings, the synthesis notice). It is
+  mode picked and why, face boxes and scores, outputs and their SHA-256, timings, the synthesis
+  notice, the provenance: facesr version and git commit, command line, library versions, UTC
+  time; see ``facesr.provenance``; every image carries the notice, the facesr version, its
+  record's name and the still's input and model SHA-256 as metadata; ``facesr verify``). It is
   written last: a still with a record is done, and a re-run skips it (resume) when the model
   and every setting that can change its outputs are the same (else that input fails: pass
   ``--overwrite``);
@@ -26,7 +32,11 @@ fails from its header, before it is decoded (``--no-save-frame`` writes only the
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,11 +79,14 @@ from facesr.io import (
     read_image_array,
     sha256_file,
     still_key,
+    timecode,
     to_tensor,
     video_info,
+    video_rate,
     write_image,
     write_video,
 )
+from facesr.provenance import image_metadata, record_provenance
 
 _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
             "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
@@ -96,13 +109,14 @@ def _base(path: Path, frame: int | None) -> str:
 
 
 def _stills(path: Path, stride: int, max_frames: int | None
-            ) -> Iterator[tuple[int | None, np.ndarray, list[str]]]:
-    """(frame or None, RGB float HWC, notes) for an image or every ``stride``-th video frame
-    (``io.iter_sources``); an unreadable input raises its InputError."""
+            ) -> Iterator[tuple[int | None, float | None, np.ndarray, list[str]]]:
+    """(frame or None, its time in seconds or None, RGB float HWC, notes) for an image or
+    every ``stride``-th video frame (``io.iter_sources``); an unreadable input raises its
+    InputError."""
     for still in iter_sources([path], frame_stride=stride, max_frames=max_frames):
         if still.error is not None:
             raise still.error
-        yield still.frame, still.image, list(still.notes)
+        yield still.frame, still.time, still.image, list(still.notes)
 
 
 def _timer(timings: dict[str, float]) -> Callable[[str], contextlib.AbstractContextManager]:
@@ -139,14 +153,24 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
                 err.print(f"exporting {info.name} to ONNX in memory (save it once with "
                           "`facesr export onnx` to skip this)")
                 runner = OnnxRunner(export_onnx(net), device=device, threads=threads)
-            return runner, info.record(), "fp32"
+            return runner, _model_record(info, name), "fp32"
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda, but this PyTorch has no usable CUDA GPU")
         net, info = zoo.load(name, device=device)
         runner, label = auto_runner(net, device=device, precision=precision)
-        return runner, info.record(), label
+        return runner, _model_record(info, name), label
     except (FileNotFoundError, ValueError, ImportError) as e:
         raise typer.BadParameter(str(e), param_hint="--model / --backend / --device") from None
+
+
+def _model_record(info, name: str) -> dict:
+    """The model's record with absolute, resolved file paths, plus ``path`` when --model named
+    a file (weights or .onnx)."""
+    rec = info.record()
+    rec["files"] = {str(Path(p).resolve()): h for p, h in rec.get("files", {}).items()}
+    if Path(name).is_file():
+        rec["path"] = str(Path(name).resolve())
+    return rec
 
 
 def upscale(
@@ -175,12 +199,19 @@ def upscale(
     stride: Annotated[int, typer.Option(min=1, help="Use every Nth video frame.")] = 1,
     max_frames: Annotated[int | None, typer.Option(min=1, help="At most this many frames per "
                                                    "video.")] = None,
-    save_frame: Annotated[bool, typer.Option(help="Frame mode: also write the whole x4 frame.")
-                          ] = True,
+    save_frame: Annotated[bool | None, typer.Option(
+        "--save-frame/--no-save-frame",
+        help="Frame mode: also write the whole x4 frame. Default: on for images; for video "
+             "frames only where a face was found, and off with --save-video.",
+        show_default=False)] = None,
     save_video: Annotated[bool, typer.Option(
-        help="Videos: also write the x4 frames (frame mode's whole frames, face mode's images) "
-             "as <name>_x4.mp4 at the source fps / --stride; rebuilt from the finished frames.")
-                          ] = False,
+        help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
+             "frames (face mode: the x4 images) at the source frame rate, each held until the "
+             "next sampled one (--stride), with the source's audio, and its record "
+             "<name>_x4.mp4.json; a re-run does not rebuild an unchanged video.")] = False,
+    fps: Annotated[float | None, typer.Option(
+        min=0.01, help="--save-video: the MP4's frame rate (default: the source's).",
+        show_default=False)] = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Frame mode: margin around each face "
                                           "box, as a fraction of its side.")] = 0.5,
     detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTORS)}.")
@@ -215,9 +246,9 @@ def upscale(
         if value not in _CHOICES[hint]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(_CHOICES[hint])}",
                                      param_hint=hint)
-    if save_video and mode != "face" and not save_frame:
-        raise typer.BadParameter("needs --save-frame (the video is made of the whole x4 frames)",
-                                 param_hint="--save-video")
+    if fps is not None and not save_video:
+        raise typer.BadParameter("sets the frame rate of --save-video's MP4; add --save-video",
+                                 param_hint="--fps")
     if threads:
         torch.set_num_threads(threads)
     runner, model_rec, precision = _load(model, backend, device, precision, threads)
@@ -231,7 +262,8 @@ def upscale(
             raise typer.BadParameter(str(e), param_hint="--detector") from None
     settings = {"mode": mode, "backend": backend, "device": device, "precision": precision,
                 "tile": tile, "overlap": overlap, "stride": stride, "max_frames": max_frames,
-                "save_frame": save_frame, "save_video": save_video, "margin": margin,
+                "save_frame": save_frame is not False, "save_video": save_video,
+                "margin": margin,
                 "detector": detector,
                 "detector_weights": None if detector_weights is None else str(detector_weights),
                 "min_size": min_size, "score_threshold": score_threshold,
@@ -245,7 +277,8 @@ def upscale(
     work = {}
     for p in paths:
         try:
-            n = _check_header(p, stride, whole=mode == "face" or save_frame,
+            whole = save_frame is not False or (save_video and kind_of(p) == "video")
+            n = _check_header(p, stride, whole=mode == "face" or whole,
                               hint=_SIZE_HINTS[mode])
         except InputError as e:
             report.fail(p, str(e))
@@ -259,7 +292,8 @@ def upscale(
             if removed := remove_partial_files(out_dir):
                 err.print(f"removed {removed} unfinished temporary file(s) (*.part) of an "
                           f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
-            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, lines)
+            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, lines,
+                   save_frame=save_frame, fps=fps)
     except FolderBusy as e:
         err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
@@ -315,21 +349,30 @@ def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> N
 
 
 def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, model_rec: dict,
-           overwrite: bool, report: BatchReport, lines: list[str]) -> None:
+           overwrite: bool, report: BatchReport, lines: list[str], *,
+           save_frame: bool | None = None, fps: float | None = None) -> None:
     """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
-    ``lines``; a bad input fails alone, a write error stops the batch."""
+    ``lines``; a bad input fails alone, a write error stops the batch. ``save_frame``: the
+    --save-frame given (None: its per-input default, ``_input_settings``); ``fps``: --fps."""
     stride, max_frames = settings["stride"], settings["max_frames"]
     paths = list(work)
     with progress() as bar:
         task = bar.add_task("upscale", total=sum(work.values()), note="")
         for i, path in enumerate(paths):
-            digest, pulled = None, 0
+            digest, pulled, clip, src_fps = None, 0, None, None
+            video = kind_of(path) == "video"
+            settings_in = _input_settings(settings, video, save_frame)
             stills = _stills(path, stride, max_frames)
             try:
+                if video:
+                    src_fps = video_info(path).fps
+                if video and settings["save_video"]:
+                    clip = _VideoOut(path, out_dir, settings_in, model_rec, fps, overwrite)
+                    digest = clip.digest
                 while True:
                     t0 = time.perf_counter()
                     try:
-                        frame, arr, notes = next(stills)
+                        frame, at, arr, notes = next(stills)
                     except StopIteration:
                         break
                     pulled += 1
@@ -337,18 +380,33 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     bar.update(task, note=f"{path.name} {'' if frame is None else frame}")
                     base = _base(path, frame)
                     rec_path = out_dir / f"{base}.json"
-                    if _done(rec_path, overwrite, model_rec, settings):
+                    if _done(rec_path, overwrite, model_rec, _as_made(
+                            rec_path, settings_in) if video and save_frame is None
+                            else settings_in):
+                        if clip is not None:  # its x4 frame, found or made again
+                            clip.add_done(frame, at, rec_path, functools.partial(
+                                _process, arr, runner, det, base=base,
+                                settings={**settings_in, "save_frame": True}, video=True))
                         report.skipped += 1
                         bar.advance(task)
                         continue
                     digest = digest or sha256_file(path)
-                    rec = _process(arr, runner, det, out_dir, base, settings,
-                                   kind_of(path) == "video")
+                    whole = video and clip is not None  # the MP4 needs every x4 frame
+                    rec = _process(arr, runner, det, out_dir, base,
+                                   {**settings_in, "save_frame": True} if whole else settings_in,
+                                   video, image_metadata(
+                                       NOTICE, rec_path.name, digest, model_rec["sha256"],
+                                       frame))
+                    if video:  # the whole x4 frame: kept, moved to the video's frames, dropped
+                        rec["outputs"] = _frame_outputs(rec, settings_in, out_dir, clip,
+                                                        frame, at)
                     rec["timings_ms"]["read"] = read_ms
                     rec = {"notice": NOTICE, "input": {
                         "path": str(path), "sha256": digest, "frame": frame,
+                        **({} if at is None else {"time": round(at, 6),
+                                                  "timecode": timecode(at), "fps": src_fps}),
                         "size": [arr.shape[1], arr.shape[0]], "notes": notes},
-                        "model": model_rec, "settings": settings, **rec}
+                        "model": model_rec, "settings": settings_in, **rec}
                     _write_record(rec_path, rec, out_dir)
                     files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
                     found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
@@ -357,19 +415,20 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
                     report.done += 1
                     bar.advance(task)
-                if kind_of(path) == "video" and pulled < work[path]:
+                if video and pulled < work[path]:
                     raise InputError(path, f"decoded {pulled} of {work[path]} promised frames"
                                      + (f" (--stride {stride})" if stride > 1 else "")
                                      + "; the file looks truncated")
-                if settings["save_video"] and kind_of(path) == "video":
-                    video = _assemble_video(path, out_dir, stride)
-                    lines.append(f"{path}: video -> {video.name if video else 'no frames'}")
+                if clip is not None:
+                    lines.append(_assemble_video(clip, bar))
             except _WriteError as e:
                 report.fail(path, f"{e}; stopped (re-run with the same --out to resume)")
                 report.left = max(work[path] - pulled, 0) + sum(work[p] for p in paths[i + 1:])
                 return
             except InputError as e:
                 report.fail(path, str(e))
+                if clip is not None:  # a re-run cannot mend the input: no MP4, no frames kept
+                    shutil.rmtree(clip.store, ignore_errors=True)
             except OSError as e:  # e.g. an input that cannot be read (no permission)
                 report.fail(path, f"{e.filename or path}: {e.strerror or e}")
             except (RuntimeError, ValueError) as e:  # e.g. out of memory: the batch goes on
@@ -378,7 +437,10 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
 
 
 def _write_record(rec_path: Path, rec: dict, out_dir: Path) -> None:
-    """Write a still's record last; when that fails, remove its images too (all or nothing)."""
+    """Write a still's record last, with its ``provenance`` (facesr version and commit, command
+    line, library versions, UTC time: ``facesr.provenance``) after the notice; when that fails,
+    remove its images too (all or nothing)."""
+    rec = {"notice": rec.get("notice", NOTICE), "provenance": record_provenance(), **rec}
     try:
         atomic_write_text(rec_path, json.dumps(rec, indent=2) + "\n")
     except OSError as e:
@@ -392,25 +454,224 @@ def _remove(out_dir: Path, names: list[str]) -> None:
             (out_dir / name).unlink(missing_ok=True)
 
 
-def _assemble_video(path: Path, out_dir: Path, stride: int) -> Path | None:
-    """Write the x4 frames of a video's finished records, in frame order, as an MP4."""
-    base = _base(path, None)
-    frames = []
-    for rec_path in sorted(out_dir.glob(f"{base}_f[0-9][0-9][0-9][0-9][0-9][0-9].json")):
+# settings that never change the MP4 of --save-video (save_frame: which images are kept)
+_VIDEO_NEUTRAL = frozenset({"threads", "save_frame", "save_video"})
+
+
+def _input_settings(settings: dict, video: bool, save_frame: bool | None) -> dict:
+    """One input's settings as its records hold them. --save-frame not given: on for images;
+    for video frames ``"faces"`` (the whole x4 frame only where a face was found), or off
+    with --save-video (the x4 frames go into the MP4)."""
+    if not video or save_frame is not None:
+        return settings
+    return {**settings, "save_frame": False if settings["save_video"] else "faces"}
+
+
+def _as_made(rec_path: Path, settings: dict) -> dict:
+    """``settings`` with the --save-frame default a video still done earlier was made with
+    (when --save-frame is not given): adding or dropping --save-video, which changes that
+    default, neither redoes nor fails the stills already done."""
+    try:
+        made = json.loads(rec_path.read_text(encoding="utf-8"))["settings"]["save_frame"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings
+    return {**settings, "save_frame": made} if made in (True, False, "faces") else settings
+
+
+def _frame_outputs(rec: dict, settings: dict, out_dir: Path, clip: _VideoOut | None,
+                   frame: int, at: float) -> list[dict]:
+    """A video still's outputs once its whole x4 frame is dealt with: an output with
+    --save-frame (``"faces"``: when a face was found), else moved to the MP4's frames
+    (--save-video) or removed. Face mode's x4 image is always an output (and the MP4's
+    frame)."""
+    keep = settings["save_frame"] is True or (settings["save_frame"] == "faces"
+                                              and bool(rec["faces"]))
+    outputs = []
+    for o in rec["outputs"]:
+        if o["kind"] == "frame" and not keep:
+            if clip is not None:
+                clip.add(frame, at, out_dir / o["file"], move=True)
+            else:
+                _remove(out_dir, [o["file"]])
+            continue
+        if o["kind"] in ("frame", "image") and clip is not None:
+            clip.add(frame, at, out_dir / o["file"])
+        outputs.append(o)
+    return outputs
+
+
+class _VideoOut:
+    """The x4 MP4 of one video (--save-video): ``<base>_x4.mp4`` and its record
+    ``<base>_x4.mp4.json``, made of the x4 frame of every sampled frame.
+
+    A still's x4 frame is its output (face mode's image, the whole frame with --save-frame)
+    or else a file in the hidden folder ``.<base>_x4.frames`` (removed once the MP4 is
+    written), so a killed run resumes with the frames it made; a still done earlier whose x4
+    frame is nowhere is made again (its outputs and record untouched). When the record
+    matches this run (input, model and settings) and the MP4 its SHA-256, nothing is collected
+    and the MP4 is not rebuilt.
+    """
+
+    def __init__(self, path: Path, out_dir: Path, settings: dict, model_rec: dict,
+                 fps: float | None, overwrite: bool) -> None:
+        base = _base(path, None)
+        self.path, self.out_dir, self.model_rec = path, out_dir, model_rec
+        self.target = out_dir / f"{base}_x4.mp4"
+        self.rec_path = out_dir / f"{base}_x4.mp4.json"
+        self.store = out_dir / f".{base}_x4.frames"
+        self.info = video_info(path)
+        self.digest = sha256_file(path)
+        self.settings = {**settings, "fps": fps}
+        self.frames: dict[int, tuple[float, Path]] = {}
+        self.current = not overwrite and self._current()
+        if not self.current:
+            self._open_store()
+
+    @staticmethod
+    def _key(digest: object, model: object, settings: dict) -> str:
+        return json.dumps({"input": digest, "model": model, "settings": {
+            k: v for k, v in settings.items() if k not in _VIDEO_NEUTRAL}}, sort_keys=True)
+
+    def key(self) -> str:
+        return self._key(self.digest, self.model_rec["sha256"], self.settings)
+
+    def _current(self) -> bool:
+        try:
+            old = json.loads(self.rec_path.read_text(encoding="utf-8"))
+            same = self._key(old["input"]["sha256"], old["model"]["sha256"],
+                             old["settings"]) == self.key()
+            return same and self.target.is_file() and (
+                old["video"]["sha256"] == sha256_file(self.target))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+
+    def _open_store(self) -> None:
+        """Keep the frames a killed run of the same input, model and settings left, else none."""
+        mark = self.store / "key.json"
+        if self.store.exists():
+            try:
+                same = mark.read_text(encoding="utf-8") == self.key()
+            except OSError:
+                same = False
+            if not same:
+                shutil.rmtree(self.store, ignore_errors=True)
+        try:
+            self.store.mkdir(exist_ok=True)
+            if not mark.exists():
+                atomic_write_text(mark, self.key())
+        except OSError as e:
+            raise _WriteError(self.store, e) from None
+
+    def add(self, frame: int, at: float, file: Path, move: bool = False) -> None:
+        """``file`` is the x4 frame of ``frame`` (``move``: into the hidden folder)."""
+        if self.current:
+            if move:
+                file.unlink(missing_ok=True)
+            return
+        if move:
+            dst = self.store / f"{frame:06d}{file.suffix}"
+            try:
+                os.replace(file, dst)
+            except OSError as e:
+                raise _WriteError(dst, e) from None
+            file = dst
+        self.frames[frame] = (at, file)
+
+    def add_done(self, frame: int, at: float, rec_path: Path,
+                 redo: Callable[[Path], dict]) -> None:
+        """The x4 frame of a still done earlier: its output, the hidden folder's file, or
+        ``redo(folder)`` (``_process`` into a scratch folder) when neither is there."""
+        if self.current:
+            return
         try:
             rec = json.loads(rec_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue  # an unreadable record fails its own frame; the video goes on without it
-        frames += [out_dir / o["file"] for o in rec.get("outputs", [])
-                   if o.get("kind") in ("frame", "image")]
-    if not frames:
-        return None
-    fps = (video_info(path).fps or 25.0) / stride
-    target = out_dir / f"{base}_x4.mp4"
+            rec = {}
+        for o in rec.get("outputs", []) if isinstance(rec, dict) else []:
+            name = str(o.get("file", "")) if isinstance(o, dict) else ""
+            if (o.get("kind") in ("frame", "image") and name and Path(name).name == name
+                    and (self.out_dir / name).is_file()):
+                self.frames[frame] = (at, self.out_dir / name)
+                return
+        stored = sorted(self.store.glob(f"{frame:06d}.*"))
+        if stored:
+            self.frames[frame] = (at, stored[0])
+            return
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="redo-", dir=self.store))
+        except OSError as e:
+            raise _WriteError(self.store, e) from None
+        try:
+            made = redo(folder)
+            o = next(o for o in made["outputs"] if o["kind"] in ("frame", "image"))
+            self.add(frame, at, folder / o["file"], move=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _assemble_video(clip: _VideoOut, bar) -> str:
+    """Write ``clip``'s MP4 and then its record (an up-to-date one is left as it is); returns
+    the line for the summary. The MP4 runs at the source frame rate (or --fps): each x4 frame
+    is shown from its own time until the next sampled frame's, the last one until the time
+    the run covered ends (the source's end, or the frame after it with --max-frames)."""
+    if clip.current:
+        shutil.rmtree(clip.store, ignore_errors=True)
+        return (f"{clip.path}: video {clip.target.name} unchanged (its record matches this "
+                "run; not rebuilt)")
+    frames = sorted(clip.frames.items())
+    info, settings = clip.info, clip.settings
+    src = info.fps if info.fps > 0 else 25.0
+    rate = video_rate(settings["fps"] or src)
+    end = frames[-1][1][0] + settings["stride"] / src
+    if info.duration > 0:
+        end = min(end, info.duration)
+    starts = [0]  # the MP4 frame where each sampled frame starts (never back in time)
+    for _, (at, _) in frames[1:]:
+        starts.append(max(starts[-1], round(at * rate)))
+    total = max(round(end * rate), starts[-1] + 1)
+
+    def held() -> Iterator[np.ndarray]:
+        shown, img = -1, None
+        for k in range(total):
+            i = max(shown, 0)
+            while i + 1 < len(frames) and starts[i + 1] <= k:
+                i += 1
+            if i != shown:
+                img, shown = read_image_array(frames[i][1][1]), i
+            yield img
+
+    notes: list[str] = []
+    task = bar.add_task("encode", total=total, note=clip.target.name)
+    t0 = time.perf_counter()
     try:
-        return write_video(target, (read_image_array(f) for f in frames), fps)
+        write_video(clip.target, held(), rate, audio_from=clip.path, notes=notes,
+                    on_frame=lambda: bar.advance(task),
+                    metadata={"comment": NOTICE, "description": (
+                        f"facesr record {clip.rec_path.name}; input sha256 {clip.digest}; "
+                        f"model sha256 {clip.model_rec['sha256']}")})
+        made = video_info(clip.target)
+        rec = {"notice": NOTICE, "provenance": record_provenance(), "input": {
+            "path": str(clip.path), "sha256": clip.digest, "fps": info.fps,
+            "frames": info.frames, "duration": round(info.duration, 6),
+            "size": [info.width, info.height], "audio": info.audio},
+            "model": clip.model_rec, "settings": settings, "video": {
+            "file": clip.target.name, "sha256": sha256_file(clip.target), "codec": "h264",
+            "pix_fmt": "yuv420p", "fps": float(rate), "rate": str(rate), "frames": total,
+            "duration": round(float(total / rate), 6), "size": [made.width, made.height],
+            "audio": made.audio,
+            "held": "each x4 frame is shown from its own time until the next sampled one",
+            "samples": [{"frame": f, "time": round(at, 6), "timecode": timecode(at),
+                         "first_video_frame": s} for (f, (at, _)), s in zip(frames, starts,
+                                                                             strict=True)],
+            "notes": notes},
+            "timings_ms": {"encode": round(1000 * (time.perf_counter() - t0), 1)}}
+        atomic_write_text(clip.rec_path, json.dumps(rec, indent=2) + "\n")
     except OSError as e:
-        raise _WriteError(target, e) from None
+        raise _WriteError(Path(e.filename) if e.filename else clip.target, e) from None
+    shutil.rmtree(clip.store, ignore_errors=True)
+    audio = next((n for n in notes if "audio" in n), "no audio")
+    return (f"{clip.path}: video -> {clip.target.name} (H.264, {total} frames at "
+            f"{float(rate):g} fps, {float(total / rate):.2f} s; {audio})")
 
 
 def _done(rec_path: Path, overwrite: bool, model_rec: dict, settings: dict) -> bool:
@@ -464,8 +725,10 @@ def _changes(old: dict, model_rec: dict, settings: dict) -> list[str]:
 
 
 def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: dict,
-             video: bool) -> dict:
-    """Run one still; write its images; return the record's mode, faces, outputs, timings."""
+             video: bool, stamp: dict[str, str] | None = None) -> dict:
+    """Run one still; write its images (each carrying the text ``stamp``, see
+    ``facesr.provenance.image_metadata``); return the record's mode, faces, outputs (with
+    their SHA-256), timings."""
     timings: dict[str, float] = {}
     timer = _timer(timings)
     mode = settings["mode"]
@@ -493,12 +756,17 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
                           lock_colors=settings["color_lock"])
         outputs.append((f"{base}_x4.{settings['format']}", "image", sr))
     else:
+        found = faces if mode == "auto" and not video else None
+        whole = settings["save_frame"]
+        if whole == "faces":  # the whole x4 frame only where a face is found: detect first
+            if found is None:
+                with timer("detect"):
+                    found = det.detect(arr)
+            whole = bool(found)
         result = upscale_frame(image, runner, det, margin=settings["margin"],
-                               whole_frame=settings["save_frame"],
-                               background=settings["background"], tile=tile, overlap=overlap,
-                               lock_colors=settings["color_lock"],
-                               faces=faces if mode == "auto" and not video else None,
-                               timer=timer)
+                               whole_frame=bool(whole), background=settings["background"],
+                               tile=tile, overlap=overlap, lock_colors=settings["color_lock"],
+                               faces=found, timer=timer)
         face_recs = []
         for k, f in enumerate(result.faces):
             name = f"{base}_face{k}_x4.{settings['format']}"
@@ -506,15 +774,21 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
             face_recs.append({**_face_record(f.face), "crop_box": list(f.box), "output": name})
         if result.frame is not None:
             outputs.append((f"{base}_frame_x4.{settings['format']}", "frame", result.frame))
+    digests = []
     with timer("write"):
         for k, (name, _, img) in enumerate(outputs):
             try:
-                write_image(out_dir / name, img)
+                write_image(out_dir / name, img, metadata=stamp)
+                digests.append(sha256_file(out_dir / name))  # the file as written
             except OSError as e:
-                _remove(out_dir, [n for n, _, _ in outputs[:k]])  # a still is all or nothing
+                _remove(out_dir, [n for n, _, _ in outputs[:k + 1]])  # all or nothing
                 raise _WriteError(out_dir / name, e) from None
+            except ValueError:  # e.g. a format that cannot carry the metadata
+                _remove(out_dir, [n for n, _, _ in outputs[:k]])
+                raise
     timings["total"] = round(1000 * (time.perf_counter() - t0), 1)
     return {"mode": picked, "mode_reason": reason, "faces": face_recs,
-            "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]]}
-                        for n, k, img in outputs],
+            "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]],
+                         "sha256": digest} for (n, k, img), digest in zip(outputs, digests,
+                                                                          strict=True)],
             "timings_ms": timings}
