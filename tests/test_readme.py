@@ -66,3 +66,29 @@ def test_every_option_in_the_readmes_commands_exists() -> None:
                 assert opt in helps[cmd], f"README: `facesr {cmd}` has no option {opt}"
                 checked += 1
     assert checked > 40  # the blocks were found and read
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group
+            yield from _commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+def test_help_at_80_columns_shows_every_option_whole() -> None:
+    """No option name is cut (rich crops what does not fit); prose is reflowed, not broken
+    where the source's lines end."""
+    import typer.main
+
+    runner = CliRunner()
+    for path, cmd in _commands(typer.main.get_command(app)):
+        r = runner.invoke(app, [*path, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+        assert r.exit_code == 0, (path, r.output)
+        for param in cmd.params:
+            for opt in [*param.opts, *param.secondary_opts]:
+                if opt.startswith("--"):
+                    assert re.search(rf"{re.escape(opt)}(?![\w-])", r.output), (
+                        f"`facesr {' '.join(path)} --help` at 80 columns cuts {opt}")
+    r = runner.invoke(app, ["upscale", "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert "facesr-rrdb23" in r.output and "once shipped" not in r.output

@@ -240,3 +240,36 @@ def test_bad_options_are_refused(tmp_path, model_file):
     if not torch.cuda.is_available():
         r = _run(tmp_path, "--out", tmp_path / "o", "--model", model_file, "--device", "cuda")
         assert r.exit_code == 2 and "no usable CUDA GPU" in r.output
+
+
+def test_ctrl_c_says_what_was_kept_and_redirected_lines_are_not_lost(nearest, tmp_path):
+    """stdout to a file: each finished still's line is there as it finishes, and SIGINT ends
+    the run with exit 130 and one line saying how to resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    for i in range(400):
+        write_image(src / f"c{i:03d}.png", rng.random((24, 24, 3)))
+    out, log = tmp_path / "out", tmp_path / "stdout.txt"
+    cmd = [sys.executable, "-c", "from facesr.cli import main; main()", "upscale", str(src),
+           "--out", str(out), "--model", str(nearest), "--mode", "face", "--threads", "1"]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.PIPE,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        deadline = time.monotonic() + 60
+        while log.read_text().count("\n") < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr.decode()
+    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+    lines = [ln for ln in log.read_text().splitlines() if ": face mode" in ln]
+    records = sorted(out.glob("*.json"))
+    assert 3 <= len(lines) <= len(records) <= len(lines) + 1 < 400  # at most one unannounced

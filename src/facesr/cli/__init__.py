@@ -32,7 +32,12 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 if "OPENCV_LOG_LEVEL" not in os.environ:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
+# Plain (click) help: it wraps to any terminal, where rich's option tables crop option names
+# and help words at 80 columns.
+HELP = {"rich_markup_mode": None}
+
 app = typer.Typer(
+    **HELP,
     name="facesr",
     help="x4 super-resolution of real low-quality faces from surveillance cameras.",
     no_args_is_help=True,
@@ -40,38 +45,39 @@ app = typer.Typer(
     add_completion=False,
 )
 
-faces_app = typer.Typer(help="Find faces in images and footage.", no_args_is_help=True)
+faces_app = typer.Typer(**HELP, help="Find faces in images and footage.", no_args_is_help=True)
 faces_app.command("extract")(faces.extract)
 app.add_typer(faces_app, name="faces")
 
-pool_app = typer.Typer(help="Build the degradation pools from source footage.",
+pool_app = typer.Typer(**HELP, help="Build the degradation pools from source footage.",
                        no_args_is_help=True)
 pool_app.command("kernels")(kernels.kernels)
 pool_app.command("noise")(noise.noise)
 pool_app.command("show")(pool_show.show)
 app.add_typer(pool_app, name="pool")
 
-data_app = typer.Typer(help="Prepare target (clean, high-quality) face data.",
+data_app = typer.Typer(**HELP, help="Prepare target (clean, high-quality) face data.",
                        no_args_is_help=True)
 data_app.command("curate")(curate.curate)
 app.add_typer(data_app, name="data")
 
-models_app = typer.Typer(help="Bring model weights into facesr's format.", no_args_is_help=True)
+models_app = typer.Typer(**HELP, help="Bring model weights into facesr's format.",
+                         no_args_is_help=True)
 models_app.command("import-ncnn")(models.import_ncnn)
 models_app.command("pack")(models.pack)
 app.add_typer(models_app, name="models")
 
-export_app = typer.Typer(help="Export models for other runtimes.", no_args_is_help=True)
+export_app = typer.Typer(**HELP, help="Export models for other runtimes.", no_args_is_help=True)
 export_app.command("onnx")(export.onnx)
 app.add_typer(export_app, name="export")
 
-evaluate_app = typer.Typer(help="Benchmark methods on synthetic or real faces.",
+evaluate_app = typer.Typer(**HELP, help="Benchmark methods on synthetic or real faces.",
                            no_args_is_help=True)
 evaluate_app.command("synthetic")(evaluate.synthetic)
 evaluate_app.command("real")(evaluate.real)
 app.add_typer(evaluate_app, name="evaluate")
 
-study_app = typer.Typer(help="Blind ranking studies of SR outputs (Mean Opinion Rank).",
+study_app = typer.Typer(**HELP, help="Blind ranking studies of SR outputs (Mean Opinion Rank).",
                         no_args_is_help=True)
 study_app.command("create")(study.create)
 study_app.command("score")(study.score)

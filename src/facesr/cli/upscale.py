@@ -139,13 +139,17 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
     """(runner, model info dict, precision used) or typer.BadParameter."""
     from facesr.models import zoo
 
+    if backend == "onnx" and precision not in ("auto", "fp32"):
+        raise typer.BadParameter("the onnx backend runs fp32 only (--precision fp32)",
+                                 param_hint="--precision")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("--device cuda, but this PyTorch has no usable CUDA GPU",
+                                 param_hint="--device")
     try:
         name = model or zoo.default_model_name()
         if backend == "onnx":
             from facesr.infer.onnx_backend import OnnxRunner, export_onnx, load_onnx
 
-            if precision not in ("auto", "fp32"):
-                raise ValueError("the onnx backend runs fp32 only (--precision fp32)")
             if name.lower().endswith(".onnx"):
                 runner, info = load_onnx(name, device=device, threads=threads)
             else:
@@ -154,13 +158,11 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
                           "`facesr export onnx` to skip this)")
                 runner = OnnxRunner(export_onnx(net), device=device, threads=threads)
             return runner, _model_record(info, name), "fp32"
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda, but this PyTorch has no usable CUDA GPU")
         net, info = zoo.load(name, device=device)
         runner, label = auto_runner(net, device=device, precision=precision)
         return runner, _model_record(info, name), label
     except (FileNotFoundError, ValueError, ImportError) as e:
-        raise typer.BadParameter(str(e), param_hint="--model / --backend / --device") from None
+        raise typer.BadParameter(str(e), param_hint="--model") from None
 
 
 def _model_record(info, name: str) -> dict:
@@ -176,28 +178,28 @@ def _model_record(info, name: str) -> dict:
 def upscale(
     sources: Annotated[list[Path], typer.Argument(
         help="Images, folders (searched recursively) and videos.", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outputs and records.",
+    out_dir: Annotated[Path, typer.Option("--out", metavar="PATH", help="Folder for the outputs and records.",
                                           file_okay=False)],
-    model: Annotated[str | None, typer.Option(
-        help="Model name (realesrgan-x4plus, facesr-default) or weights file (.safetensors; "
-        ".onnx with --backend onnx). Default: facesr-default once shipped, else "
-        "realesrgan-x4plus.", show_default=False)] = None,
-    mode: Annotated[str, typer.Option(
+    model: Annotated[str | None, typer.Option(metavar="TEXT", 
+        help="A model name: facesr-default (the default: faithful, fast), facesr-rrdb23 "
+        "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); or a weights file "
+        "(.safetensors, .pth; .onnx with --backend onnx).", show_default=False)] = None,
+    mode: Annotated[str, typer.Option(metavar="TEXT", 
         help="face: each input is a face crop; frame: detect faces and enhance each; auto: "
         "pick per input (videos: frame).")] = "auto",
-    backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    precision: Annotated[str, typer.Option(
+    backend: Annotated[str, typer.Option(metavar="TEXT", help="torch or onnx (onnxruntime).")] = "torch",
+    device: Annotated[str, typer.Option(metavar="TEXT", help="cpu or cuda.")] = "cpu",
+    precision: Annotated[str, typer.Option(metavar="TEXT", 
         help="auto (cuda: fp16; cpu: bf16 where the CPU has AMX, else fp32), fp32, fp16 or bf16 "
         "(torch backend; cuda: autocast; cpu: fused oneDNN convs, bf16 keeping the first conv "
         "and residual sums in fp32).")] = "auto",
-    tile: Annotated[int, typer.Option(min=0, help="Tile side in input px (0 = whole image at "
+    tile: Annotated[int, typer.Option(metavar="N", min=0, help="Tile side in input px (0 = whole image at "
                                       "once); bounds memory.")] = 256,
-    overlap: Annotated[int, typer.Option(min=0, help="Context px around each tile.")] = 16,
-    overwrite: Annotated[bool, typer.Option(help="Redo stills that already have a record.")
+    overlap: Annotated[int, typer.Option(metavar="N", min=0, help="Context px around each tile.")] = 16,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo stills that already have a record.")
                          ] = False,
-    stride: Annotated[int, typer.Option(min=1, help="Use every Nth video frame.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(min=1, help="At most this many frames per "
+    stride: Annotated[int, typer.Option(metavar="N", min=1, help="Use every Nth video frame.")] = 1,
+    max_frames: Annotated[int | None, typer.Option(metavar="N", min=1, help="At most this many frames per "
                                                    "video.")] = None,
     save_frame: Annotated[bool | None, typer.Option(
         "--save-frame/--no-save-frame",
@@ -205,31 +207,31 @@ def upscale(
              "frames only where a face was found, and off with --save-video.",
         show_default=False)] = None,
     save_video: Annotated[bool, typer.Option(
-        help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
+        "--save-video", help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
              "frames (face mode: the x4 images) at the source frame rate, each held until the "
              "next sampled one (--stride), with the source's audio, and its record "
              "<name>_x4.mp4.json; a re-run does not rebuild an unchanged video.")] = False,
-    fps: Annotated[float | None, typer.Option(
+    fps: Annotated[float | None, typer.Option(metavar="X", 
         min=0.01, help="--save-video: the MP4's frame rate (default: the source's).",
         show_default=False)] = None,
-    margin: Annotated[float, typer.Option(min=0.0, help="Frame mode: margin around each face "
+    margin: Annotated[float, typer.Option(metavar="X", min=0.0, help="Frame mode: margin around each face "
                                           "box, as a fraction of its side.")] = 0.5,
-    detector: Annotated[str, typer.Option(help=f"One of: {', '.join(DETECTORS)}.")
+    detector: Annotated[str, typer.Option(metavar="TEXT", help=f"One of: {', '.join(DETECTORS)}.")
                         ] = DEFAULT_DETECTOR,
-    detector_weights: Annotated[Path | None, typer.Option(
+    detector_weights: Annotated[Path | None, typer.Option(metavar="PATH", 
         help="Weights file for detectors that need one (yunet).")] = None,
-    min_size: Annotated[int, typer.Option(
+    min_size: Annotated[int, typer.Option(metavar="N", 
         min=4, help="Frame mode: ignore faces narrower than this (px).")] = 10,
-    score_threshold: Annotated[float | None, typer.Option(
+    score_threshold: Annotated[float | None, typer.Option(metavar="X", 
         min=0.0, max=1.0, help="Frame mode: minimum detector score (default: the detector's)."
     )] = None,
-    background: Annotated[str, typer.Option(help="Frame resampling: bicubic or lanczos.")
+    background: Annotated[str, typer.Option(metavar="TEXT", help="Frame resampling: bicubic or lanczos.")
                           ] = "bicubic",
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all).")
+    threads: Annotated[int | None, typer.Option(metavar="N", min=1, help="CPU threads (default: all).")
                        ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Output images: png or tif (lossless), "
+    fmt: Annotated[str, typer.Option("--format", metavar="TEXT", help="Output images: png or tif (lossless), "
                                      "jpg (quality 95).")] = "png",
-    color_lock: Annotated[float, typer.Option(
+    color_lock: Annotated[float, typer.Option(metavar="X", 
         min=0.0, help="Keep the input's colours: the output takes the input's low frequencies "
         "(Gaussian sigma in input px); 0 = the network's output as it is.")] = COLOR_LOCK,
 ) -> None:
@@ -285,15 +287,23 @@ def upscale(
             continue
         work[p] = n if max_frames is None else min(n, max_frames)
 
-    lines: list[str] = []
+    def say(line: str) -> None:  # at once, flushed: a redirected stdout keeps every line
+        out.print(line, soft_wrap=True, markup=False)
+        out.file.flush()
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with lock_folder(out_dir):
             if removed := remove_partial_files(out_dir):
                 err.print(f"removed {removed} unfinished temporary file(s) (*.part) of an "
                           f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
-            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, lines,
+            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
                    save_frame=save_frame, fps=fps)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {report.done} still(s) done this run, {report.skipped} "
+                  f"skipped; finished work is kept: run the same command again to resume",
+                  soft_wrap=True, markup=False)
+        raise typer.Exit(code=130) from None
     except FolderBusy as e:
         err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
@@ -301,8 +311,6 @@ def upscale(
         what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
         report.fail(out_dir, f"{out_dir}: cannot use the output folder ({what})")
         report.left = sum(work.values()) - report.done - report.skipped
-    for line in lines:
-        out.print(line, soft_wrap=True, markup=False)
     out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
     report.finish("images/frames")
 
@@ -349,11 +357,12 @@ def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> N
 
 
 def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, model_rec: dict,
-           overwrite: bool, report: BatchReport, lines: list[str], *,
+           overwrite: bool, report: BatchReport, say: Callable[[str], None], *,
            save_frame: bool | None = None, fps: float | None = None) -> None:
     """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
-    ``lines``; a bad input fails alone, a write error stops the batch. ``save_frame``: the
-    --save-frame given (None: its per-input default, ``_input_settings``); ``fps``: --fps."""
+    ``say`` (a line per still, printed as it finishes); a bad input fails alone, a write
+    error stops the batch. ``save_frame``: the --save-frame given (None: its per-input
+    default, ``_input_settings``); ``fps``: --fps."""
     stride, max_frames = settings["stride"], settings["max_frames"]
     paths = list(work)
     with progress() as bar:
@@ -411,7 +420,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
                     found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
                              else f"; {len(rec['faces'])} face(s) found")
-                    lines.append(f"{still_key(path, frame)}: {rec['mode']} "
+                    say(f"{still_key(path, frame)}: {rec['mode']} "
                                  f"mode ({rec['mode_reason']}){found} -> {files}")
                     report.done += 1
                     bar.advance(task)
@@ -420,7 +429,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                                      + (f" (--stride {stride})" if stride > 1 else "")
                                      + "; the file looks truncated")
                 if clip is not None:
-                    lines.append(_assemble_video(clip, bar))
+                    say(_assemble_video(clip, bar))
             except _WriteError as e:
                 report.fail(path, f"{e}; stopped (re-run with the same --out to resume)")
                 report.left = max(work[path] - pulled, 0) + sum(work[p] for p in paths[i + 1:])

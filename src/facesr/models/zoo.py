@@ -22,6 +22,8 @@ read and checked by :func:`facesr.models.rrdb.read_rrdb`.
 
 from __future__ import annotations
 
+import difflib
+
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -175,8 +177,10 @@ def _load_named(name: str, entry: ZooEntry) -> tuple[RRDBNet, ModelInfo]:
 
 def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
     if not path.exists():
+        close = difflib.get_close_matches(str(path), list(MODELS), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
         raise FileNotFoundError(f"{path}: no such model file, and not a model name (choose from "
-                                f"{', '.join(MODELS)})")
+                                f"{', '.join(MODELS)}){hint}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         raise ValueError(f"{path}: ONNX files run with the onnx backend (--backend onnx)")
