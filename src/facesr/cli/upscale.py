@@ -178,28 +178,36 @@ def _model_record(info, name: str) -> dict:
 def upscale(
     sources: Annotated[list[Path], typer.Argument(
         help="Images, folders (searched recursively) and videos.", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", metavar="PATH", help="Folder for the outputs and records.",
+    out_dir: Annotated[Path, typer.Option(
+        "--out", metavar="PATH", help="Folder for the outputs and records.",
                                           file_okay=False)],
-    model: Annotated[str | None, typer.Option(metavar="TEXT", 
+    model: Annotated[str | None, typer.Option(
+        metavar="TEXT",
         help="A model name: facesr-default (the default: faithful, fast), facesr-rrdb23 "
         "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); or a weights file "
         "(.safetensors, .pth; .onnx with --backend onnx).", show_default=False)] = None,
-    mode: Annotated[str, typer.Option(metavar="TEXT", 
+    mode: Annotated[str, typer.Option(
+        metavar="TEXT",
         help="face: each input is a face crop; frame: detect faces and enhance each; auto: "
         "pick per input (videos: frame).")] = "auto",
-    backend: Annotated[str, typer.Option(metavar="TEXT", help="torch or onnx (onnxruntime).")] = "torch",
+    backend: Annotated[str, typer.Option(
+        metavar="TEXT", help="torch or onnx (onnxruntime).")] = "torch",
     device: Annotated[str, typer.Option(metavar="TEXT", help="cpu or cuda.")] = "cpu",
-    precision: Annotated[str, typer.Option(metavar="TEXT", 
+    precision: Annotated[str, typer.Option(
+        metavar="TEXT",
         help="auto (cuda: fp16; cpu: bf16 where the CPU has AMX, else fp32), fp32, fp16 or bf16 "
         "(torch backend; cuda: autocast; cpu: fused oneDNN convs, bf16 keeping the first conv "
         "and residual sums in fp32).")] = "auto",
-    tile: Annotated[int, typer.Option(metavar="N", min=0, help="Tile side in input px (0 = whole image at "
+    tile: Annotated[int, typer.Option(
+        metavar="N", min=0, help="Tile side in input px (0 = whole image at "
                                       "once); bounds memory.")] = 256,
-    overlap: Annotated[int, typer.Option(metavar="N", min=0, help="Context px around each tile.")] = 16,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo stills that already have a record.")
-                         ] = False,
+    overlap: Annotated[int, typer.Option(
+        metavar="N", min=0, help="Context px around each tile.")] = 16,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Redo stills that already have a record.")] = False,
     stride: Annotated[int, typer.Option(metavar="N", min=1, help="Use every Nth video frame.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(metavar="N", min=1, help="At most this many frames per "
+    max_frames: Annotated[int | None, typer.Option(
+        metavar="N", min=1, help="At most this many frames per "
                                                    "video.")] = None,
     save_frame: Annotated[bool | None, typer.Option(
         "--save-frame/--no-save-frame",
@@ -207,14 +215,16 @@ def upscale(
              "frames only where a face was found, and off with --save-video.",
         show_default=False)] = None,
     save_video: Annotated[bool, typer.Option(
-        "--save-video", help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
+        "--save-video",
+        help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
              "frames (face mode: the x4 images) at the source frame rate, each held until the "
              "next sampled one (--stride), with the source's audio, and its record "
              "<name>_x4.mp4.json; a re-run does not rebuild an unchanged video.")] = False,
     fps: Annotated[float | None, typer.Option(metavar="X", 
         min=0.01, help="--save-video: the MP4's frame rate (default: the source's).",
         show_default=False)] = None,
-    margin: Annotated[float, typer.Option(metavar="X", min=0.0, help="Frame mode: margin around each face "
+    margin: Annotated[float, typer.Option(
+        metavar="X", min=0.0, help="Frame mode: margin around each face "
                                           "box, as a fraction of its side.")] = 0.5,
     detector: Annotated[str, typer.Option(metavar="TEXT", help=f"One of: {', '.join(DETECTORS)}.")
                         ] = DEFAULT_DETECTOR,
@@ -225,11 +235,14 @@ def upscale(
     score_threshold: Annotated[float | None, typer.Option(metavar="X", 
         min=0.0, max=1.0, help="Frame mode: minimum detector score (default: the detector's)."
     )] = None,
-    background: Annotated[str, typer.Option(metavar="TEXT", help="Frame resampling: bicubic or lanczos.")
+    background: Annotated[str, typer.Option(
+        metavar="TEXT", help="Frame resampling: bicubic or lanczos.")
                           ] = "bicubic",
-    threads: Annotated[int | None, typer.Option(metavar="N", min=1, help="CPU threads (default: all).")
+    threads: Annotated[int | None, typer.Option(
+        metavar="N", min=1, help="CPU threads (default: all).")
                        ] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="TEXT", help="Output images: png or tif (lossless), "
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="TEXT", help="Output images: png or tif (lossless), "
                                      "jpg (quality 95).")] = "png",
     color_lock: Annotated[float, typer.Option(metavar="X", 
         min=0.0, help="Keep the input's colours: the output takes the input's low frequencies "

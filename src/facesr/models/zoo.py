@@ -23,7 +23,6 @@ read and checked by :func:`facesr.models.rrdb.read_rrdb`.
 from __future__ import annotations
 
 import difflib
-
 import hashlib
 import os
 from dataclasses import dataclass, field
