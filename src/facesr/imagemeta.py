@@ -5,7 +5,10 @@ OpenCV's encoders write no text, so :func:`embed_text` adds it to their bytes:
 - PNG: one ``tEXt`` chunk per key (``iTXt``, UTF-8, when a value is not Latin-1), right after
   ``IHDR`` so that readers which stop at the pixels see it too;
 - JPEG: one ``COM`` segment holding the keys as a JSON object, after the ``APPn`` segments;
-- TIFF: the ``ImageDescription`` tag of the first image, the keys as a JSON object (ASCII).
+- TIFF: the ``ImageDescription`` tag of the first image, the keys as a JSON object (ASCII);
+- WebP: an ``EXIF`` chunk (the file made an extended WebP: a ``VP8X`` chunk first, its EXIF
+  flag set), a little-endian TIFF structure whose one ``ImageDescription`` tag holds the keys
+  as a JSON object (ASCII), as TIFF files carry them; exiftool and Pillow's ``getexif()`` read it.
 
 :func:`read_text` reads them back (from facesr's files and from others that use the same
 places) and never raises on a damaged or hostile file: it returns what it could read.
@@ -20,7 +23,7 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-FORMATS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+FORMATS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _IMAGE_DESCRIPTION = 270
 _MAX_TEXT = 1 << 20  # a reader ignores text chunks larger than this
@@ -42,7 +45,9 @@ def embed_text(data: bytes, ext: str, text: Mapping[str, str]) -> bytes:
         return _jpeg_embed(data, items)
     if ext in (".tif", ".tiff"):
         return _tiff_embed(data, items)
-    raise ValueError(f"cannot write metadata into {ext} files (use .png, .jpg or .tif)")
+    if ext == ".webp":
+        return _webp_embed(data, items)
+    raise ValueError(f"cannot write metadata into {ext} files (use .png, .jpg, .tif or .webp)")
 
 
 def read_text(source: str | os.PathLike | bytes) -> dict[str, str]:
@@ -59,6 +64,8 @@ def read_text(source: str | os.PathLike | bytes) -> dict[str, str]:
             return _jpeg_read(data)
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff_read(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_read(data)
     except (ValueError, struct.error, zlib.error, IndexError):
         return {}
     return {}
@@ -208,4 +215,73 @@ def _tiff_read(data: bytes) -> dict[str, str]:
         if tag == _IMAGE_DESCRIPTION and kind == 2 and n <= _MAX_TEXT:
             raw = data[at + 8:at + 8 + n] if n <= 4 else data[value:value + n]
             return _json_text(raw.rstrip(b"\x00"))
+    return {}
+
+
+# ----------------------------------------------------------------------------- WebP
+_VP8X_EXIF = 0x08  # the EXIF flag of the VP8X chunk's first byte
+_EXIF_HEADER = b"Exif\x00\x00"  # some writers put it before the TIFF structure
+
+
+def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(fourcc, payload) of every chunk of a WebP file (a truncated last one is dropped)."""
+    chunks, pos = [], 12
+    end = min(len(data), 8 + struct.unpack("<I", data[4:8])[0])
+    while pos + 8 <= end:
+        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if pos + 8 + size > end:
+            break
+        chunks.append((kind, data[pos + 8:pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return chunks
+
+
+def _riff_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def _webp_size(chunks: list[tuple[bytes, bytes]]) -> tuple[int, int]:
+    """(width, height) of a simple WebP's image (its ``VP8L`` or ``VP8 `` chunk)."""
+    for kind, body in chunks:
+        if kind == b"VP8L" and len(body) >= 5 and body[0] == 0x2F:
+            bits = struct.unpack("<I", body[1:5])[0]
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if kind == b"VP8 " and len(body) >= 10 and body[3:6] == b"\x9d\x01\x2a":
+            w, h = struct.unpack("<HH", body[6:10])
+            return w & 0x3FFF, h & 0x3FFF
+    raise ValueError("not a WebP file (no VP8 or VP8L image chunk)")
+
+
+def _webp_embed(data: bytes, items: dict[str, str]) -> bytes:
+    """Add an ``EXIF`` chunk (any earlier one replaced), making the file an extended WebP."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP file (no RIFF WEBP header)")
+    chunks = [(k, b) for k, b in _riff_chunks(data) if k != b"EXIF"]
+    if not chunks:
+        raise ValueError("truncated WebP file")
+    text = json.dumps(items, ensure_ascii=True).encode("ascii") + b"\x00"
+    # a little-endian TIFF: header, one IFD with ImageDescription, no next IFD, the text
+    exif = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack(
+        "<HHII", _IMAGE_DESCRIPTION, 2, len(text), 8 + 2 + 12 + 4) + struct.pack("<I", 0) + text
+    if chunks[0][0] == b"VP8X":
+        head = chunks[0][1]
+        chunks[0] = (b"VP8X", bytes([head[0] | _VP8X_EXIF]) + head[1:])
+    else:
+        w, h = _webp_size(chunks)
+        vp8x = bytes([_VP8X_EXIF, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (
+            h - 1).to_bytes(3, "little")
+        chunks.insert(0, (b"VP8X", vp8x))
+    xmp = [c for c in chunks if c[0] == b"XMP "]  # EXIF goes before XMP (the spec's order)
+    chunks = [c for c in chunks if c[0] != b"XMP "] + [(b"EXIF", exif)] + xmp
+    body = b"WEBP" + b"".join(_riff_chunk(k, b) for k, b in chunks)
+    if len(body) >= 1 << 32:
+        raise ValueError("WebP file too large for its 32-bit size")
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _webp_read(data: bytes) -> dict[str, str]:
+    for kind, body in _riff_chunks(data):
+        if kind == b"EXIF" and len(body) <= _MAX_TEXT + 1024:
+            return _tiff_read(body[len(_EXIF_HEADER):] if body.startswith(_EXIF_HEADER)
+                              else body)
     return {}

@@ -206,7 +206,7 @@ def encode_image(img: np.ndarray | torch.Tensor, ext: str, *, bits: int = 8,
         img: float RGB, HWC array or (3, H, W) tensor, in [0, 1].
         bits: 8 or 16 (16 only for PNG/TIFF).
         png_compression: zlib level 0-9 for PNG (None: OpenCV's default).
-        metadata: text to carry in the file (PNG, JPEG and TIFF only; see
+        metadata: text to carry in the file (PNG, JPEG, TIFF and WebP only; see
             :mod:`facesr.imagemeta`, whose ``read_text`` reads it back).
 
     Raises:
@@ -226,7 +226,8 @@ def encode_image(img: np.ndarray | torch.Tensor, ext: str, *, bits: int = 8,
     if ext not in IMAGE_EXTS:
         raise ValueError(f"unsupported output format {ext!r}")
     if metadata and ext not in imagemeta.FORMATS:
-        raise ValueError(f"cannot write metadata into {ext} files (use .png, .jpg or .tif)")
+        raise ValueError(f"cannot write metadata into {ext} files (use .png, .jpg, .tif or "
+                         ".webp)")
     if bits == 16:
         if ext not in (".png", ".tif", ".tiff"):
             raise ValueError("16-bit output needs .png or .tif")
@@ -251,7 +252,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray | torch.Tensor, *, bits
     Args:
         img: float RGB, HWC array or (3, H, W) tensor, in [0, 1].
         bits: 8 or 16 (16 only for PNG/TIFF).
-        metadata: text the file carries (PNG, JPEG, TIFF; :func:`encode_image`).
+        metadata: text the file carries (PNG, JPEG, TIFF, WebP; :func:`encode_image`).
     """
     p = Path(path)
     try:

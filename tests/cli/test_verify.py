@@ -63,7 +63,7 @@ def out(made, tmp_path) -> Path:
 
 
 def _record(out: Path, stem: str) -> tuple[Path, dict]:
-    (path,) = out.glob(f"{stem}_*.json")
+    path = out / f"{stem}.json"
     return path, json.loads(path.read_text())
 
 
@@ -127,10 +127,10 @@ def test_git_facts_come_from_the_repository_files_and_never_need_git(tmp_path, m
 
 
 # ----------------------------------------------------------------------------- image metadata
-@pytest.mark.parametrize("fmt", ["png", "jpg", "tif"])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "tif", "webp"])
 def test_every_output_carries_the_notice_version_and_its_record(tmp_path, nearest, fmt):
     write_image(tmp_path / "in" / "a.png", _noise(12, 14))
-    ((name, rec),) = _upscale(tmp_path / "in", tmp_path / "out", nearest, "--format",
+    ((name, rec),) = _upscale(tmp_path / "in", tmp_path / "out", nearest, "--ext",
                               fmt).items()
     (o,) = rec["outputs"]
     path = tmp_path / "out" / o["file"]
@@ -144,13 +144,14 @@ def test_every_output_carries_the_notice_version_and_its_record(tmp_path, neares
         im.load()
         seen = {"png": lambda: im.text.get("Disclaimer"),
                 "jpg": lambda: json.loads(im.info["comment"])["Disclaimer"],
-                "tif": lambda: json.loads(im.tag_v2[270])["Disclaimer"]}[fmt]()
+                "tif": lambda: json.loads(im.tag_v2[270])["Disclaimer"],
+                "webp": lambda: json.loads(im.getexif()[270])["Disclaimer"]}[fmt]()
     assert seen == NOTICE
     assert _verify(tmp_path / "out").exit_code == 0
 
 
 @pytest.mark.parametrize("ext,bits", [(".png", 8), (".png", 16), (".jpg", 8), (".tif", 8),
-                                      (".tif", 16)])
+                                      (".tif", 16), (".webp", 8)])
 def test_metadata_leaves_the_pixels_alone_and_reads_back(ext, bits):
     img = _noise(9, 13, 3)
     text = {"Disclaimer": NOTICE, "facesr.record": "név_ü€.json"}  # non-Latin-1: PNG iTXt
@@ -165,8 +166,10 @@ def test_metadata_leaves_the_pixels_alone_and_reads_back(ext, bits):
 
 def test_reading_metadata_of_damaged_files_never_raises():
     png = encode_image(_noise(9, 9), ".png", metadata={"k": "v"})
+    webp = encode_image(_noise(9, 9), ".webp", metadata={"k": "v"})
     for data in (b"", b"\x89PNG\r\n\x1a\n\xff\xff\xff\xff", png[:40], b"\xff\xd8\xff\xfe\xff",
-                 b"II*\x00\xff\xff\xff\xff", b"MM\x00*\x00\x00\x00\x08\xff\xff"):
+                 b"II*\x00\xff\xff\xff\xff", b"MM\x00*\x00\x00\x00\x08\xff\xff",
+                 b"RIFF\xff\xff\xff\xffWEBP", webp[:-10], webp[:30] + b"EXIF\xff\xff\xff\x7f"):
         assert isinstance(imagemeta.read_text(data), dict)
     assert imagemeta.read_text(io.BytesIO().getvalue()) == {}
 
@@ -278,3 +281,26 @@ def test_verify_of_something_that_is_not_an_output_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     r = _verify(tmp_path / "empty")
     assert r.exit_code == 1 and "no facesr records here" in r.stdout
+
+
+def test_verify_checks_the_mirrored_subfolders_and_names_files_by_their_path(tmp_path, nearest):
+    for k, sub in enumerate(("cam1", "cam1/day", "cam2")):
+        write_image(tmp_path / "in" / sub / f"s{k}.png", _noise(12, 14, k))
+    out = tmp_path / "out"
+    runner.invoke(app, ["upscale", "-i", str(tmp_path / "in"), "-o", str(out), "-n",
+                        str(nearest), "--mode", "face", "--save-lr"])
+    r = _verify(out)
+    assert r.exit_code == 0 and "3 record(s), 6 output(s)" in r.stdout, r.output
+    victim = out / "cam1" / "day" / "s1_x4.png"
+    data = bytearray(victim.read_bytes())
+    data[-20] ^= 1
+    victim.write_bytes(bytes(data))
+    write_image(out / "cam2" / "planted.png", _noise(8, 8))
+    (out / ".s9_x4.frames").mkdir()  # a --save-video frame store: not searched
+    write_image(out / ".s9_x4.frames" / "000000.png", _noise(8, 8))
+    r = _verify(out)
+    assert r.exit_code == 1
+    assert _lines(r, "s1_x4.png")[0].startswith("cam1/day/s1_x4.png: changed (its SHA-256 "
+                                                "is not the one cam1/day/s1.json holds)")
+    assert _lines(r, "planted") == ["cam2/planted.png: no record claims this image"]
+    assert "000000.png" not in r.stdout

@@ -182,7 +182,8 @@ def batch(tmp_path_factory, nearest) -> Batch:
     src, out = tmp_path_factory.mktemp("corpus"), tmp_path_factory.mktemp("sr") / "out"
     truths = {c.name: c.make(src / c.name) for c in CASES}
     before = _hashes(src)
-    args = ["upscale", "--out", str(out), "--model", str(nearest), "--mode", "face", "--",
+    args = ["upscale", "--out", str(out), "--model", str(nearest), "--mode", "face",
+            "--ext", "png", "--",  # lossless outputs: their pixels are compared
             *(c.name for c in CASES)]
     with pytest.MonkeyPatch.context() as m:
         m.chdir(src)

@@ -190,8 +190,11 @@ def test_resume_refuses_records_made_with_other_output_settings(tmp_path, neares
     stamp = rec_path.stat().st_mtime_ns
     r = _run(*args, "--score-threshold", "0.5")
     assert r.exit_code == 1 and _clean_exit(r)
+    from facesr.infer.faces import DEFAULT_DETECTOR, make_detector
+
+    default = make_detector(DEFAULT_DETECTOR).score_threshold  # in effect, so recorded
     assert ("made with another model or settings; pass --overwrite or use another --out "
-            "(score_threshold default -> 0.5)") in _text(r)
+            f"(score_threshold {default} -> 0.5)") in _text(r)
     r = _run(*args, "--min-size", "20", "--tile", "16")
     assert "(min_size 10 -> 20, tile 256 -> 16)" in _text(r)
     assert rec_path.stat().st_mtime_ns == stamp  # nothing redone behind the user's back

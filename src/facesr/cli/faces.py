@@ -170,7 +170,8 @@ def extract(
     _check_settings(out_dir, {
         "detector": detector, "detector_weights": None if detector_weights is None
         else str(detector_weights.resolve()), "min_size": min_size, "margin": margin,
-        "stride": stride, "max_frames": max_frames, "score_threshold": score_threshold,
+        "stride": stride, "max_frames": max_frames,
+        "score_threshold": getattr(det, "score_threshold", score_threshold),  # in effect
         "upscale": upscale})
 
     # inputs: one failure per bad path, never anything inside --out

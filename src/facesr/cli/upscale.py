@@ -1,32 +1,72 @@
 """``facesr upscale``: x4 super-resolution of face crops, frames and video with a record per still.
 
-Layout of ``--out DIR`` for a still named ``<base>`` (``<stem>_<hash>`` of an image, plus
-``_f<frame>`` for a video frame; ``<hash>`` = 8 hex digits of the source's resolved path):
+Options follow Real-ESRGAN's and GFPGAN's scripts where they overlap: ``-i/--input`` (repeatable;
+positional SOURCES work too), ``-o/--out``, ``-n/--model``, ``-s/--outscale``, ``--suffix``,
+``--ext``, ``--only-center-face``.
 
-- face mode: ``<base>_x4.png``, the whole input x4 (exactly 4H x 4W);
-- frame mode: ``<base>_face<k>_x4.png`` per detected face (box + margin, x4) and, with
-  ``--save-frame``, ``<base>_frame_x4.png`` (resampled frame with the faces blended in;
-  its default: on for images, for video frames only where a face was found, off with
-  ``--save-video``); (``--format`` tif or jpg changes the suffix);
-- ``--save-video``: ``<stem>_<hash>_x4.mp4`` per video (H.264, the source's frame rate and
-  audio) and its record ``<stem>_<hash>_x4.mp4.json`` (``_VideoOut``, ``_assemble_video``);
+Layout of ``--out DIR``. Each input gets a folder and a name: a file found in a folder given as
+a source keeps its subfolder (``in/a/b.png`` -> ``DIR/a/``), a file given directly goes into
+``DIR``; its name is its stem, unless two inputs would share a folder and a stem (``a.png`` and
+``a.jpg``, or ``x.png`` in two source folders): then each of them is ``<stem>_<hash>``
+(``<hash>`` = 8 hex digits of the file's resolved path) and a note says so. Names depend only on
+the inputs, so a re-run with the same sources finds its records. A still's ``<base>`` is that
+name, plus ``_f<frame>`` for a video frame; ``<sfx>`` is ``--suffix`` (default ``x<outscale>``:
+``x4``, ``x2``, ``x3.5``; an empty one drops the ``_<sfx>``) and ``<ext>`` the ``--ext`` format
+(auto: the input's format when it is jpg, png, webp or tif, else png):
+
+- face mode: ``<base>_<sfx>.<ext>``, the whole input at the final scale;
+- frame mode: ``<base>_face<k>_<sfx>.<ext>`` per detected face (box + margin, at the final
+  scale; ``--only-center-face``: only the face closest to the image centre, as GFPGAN) and,
+  with ``--save-frame``, ``<base>_frame_<sfx>.<ext>`` (resampled frame with the faces blended
+  in; its default: on for images, for video frames only where a face was found, off with
+  ``--save-video``);
+- ``--save-lr``: ``<base>[_face<k>]_lr.png``, the low-resolution pixels the model was given
+  (face mode: the whole input; frame mode: each face crop); ``--compare``:
+  ``<base>[_face<k>]_compare.png``, that input enlarged by nearest neighbour beside the output,
+  labelled. Both are PNG, listed in the record and checked by ``facesr verify``;
+- ``--save-video``: ``<name>_<sfx>.mp4`` per video (H.264, the source's frame rate and audio)
+  and its record ``<name>_<sfx>.mp4.json`` (``_VideoOut``, ``_assemble_video``);
 - ``<base>.json``: the record (input and its SHA-256, model and its SHA-256, every setting, the
   mode picked and why, face boxes and scores, outputs and their SHA-256, timings, the synthesis
   notice, the provenance: facesr version and git commit, command line, library versions, UTC
   time; see ``facesr.provenance``; every image carries the notice, the facesr version, its
-  record's name and the still's input and model SHA-256 as metadata; ``facesr verify``). It is
-  written last: a still with a record is done, and a re-run skips it (resume) when the model
-  and every setting that can change its outputs are the same (else that input fails: pass
-  ``--overwrite``);
+  record's name and the still's input and model SHA-256 as metadata (PNG text, JPEG comment,
+  TIFF ImageDescription, WebP EXIF); ``facesr verify``). It is written last: a still with a
+  record is done, and a re-run skips it (resume) when the model and every setting that can
+  change its outputs are the same (else that input fails: pass ``--overwrite``);
 - ``.facesr.lock`` while a run works in the folder (one run per folder; removed at the end).
+
+Scale. The network is x4; ``--outscale X`` resamples its output to ``round(X * W) x round(X * H)``
+of the image the model got (face crops: of the crop box), with OpenCV's area filter when
+shrinking and Lanczos-4 when enlarging (Real-ESRGAN's ``--outscale`` does the same after its x4
+model). X = 4 (the default) writes the network's output as it is. ``--max-side N`` first
+area-downscales an input whose longer side is above N (``facesr.eval.inputs.shrink``, as
+``evaluate real --max-side``); sizes, boxes and ``--outscale`` are then relative to the shrunk
+image, which the record holds as ``input.shrunk_to``.
+
+Inputs stored larger than their true resolution (``upsampled_factor``): the luma of an input
+whose longer side is above 128 px is area-downscaled by k = 2, 3, 4, 6, 8, 12 and
+cubic-upscaled back; when the x2 round trip changes it by less than ``UPSAMPLED_DB`` (45 dB
+PSNR), the input carries no detail at its stored size: one warning line names the file, the
+likely upsampling factor (the k after which the round trips' PSNR falls fastest) and the
+``--max-side`` that would undo it, and the record holds ``input.looks_upsampled``. Videos are
+measured on their first frame.
+
+Older output folders, whose names were ``<stem>_<hash>`` for every input (all in ``DIR``), are
+still recognised: a still whose new record is absent but whose old one is there counts as done
+(the same resume rules; its files keep their old names), and ``--overwrite`` removes the old
+record and files and writes the new names. A settings field a record lacks (made before the
+field existed) counts as the value that reproduces those outputs (``_ADDED``). An old MP4 of
+``--save-video`` is not reused: it is made again under the new name.
 
 A still is all or nothing: when one of its files cannot be written its other files are removed.
 Write errors (disk full, read-only folder) stop the batch, as every later still would fail the
 same way; a re-run resumes.
 
 Whole x4 images (face mode's image, frame mode's whole frame with ``--save-frame``) are at most
-``facesr.infer.pipeline.MAX_OUTPUT_PIXELS`` (140 MP, a 4K video frame fits): a larger input
-fails from its header, before it is decoded (``--no-save-frame`` writes only the face crops).
+``facesr.infer.pipeline.MAX_OUTPUT_PIXELS`` (140 MP, a 4K video frame fits; with ``--outscale``
+above 4 the final image too): a larger input fails from its header, before it is decoded
+(``--no-save-frame`` writes only the face crops).
 """
 
 from __future__ import annotations
@@ -34,14 +74,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import cv2
 import numpy as np
 import torch
 import typer
@@ -50,7 +93,6 @@ from rich.markup import escape
 from facesr.cli._common import (
     BatchReport,
     FolderBusy,
-    collect_inputs,
     err,
     lock_folder,
     out,
@@ -58,9 +100,12 @@ from facesr.cli._common import (
     remove_partial_files,
     source_tag,
 )
+from facesr.demo import side_by_side
+from facesr.eval.inputs import shrink
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, make_detector
 from facesr.infer.pipeline import (
     COLOR_LOCK,
+    MAX_OUTPUT_PIXELS,
     NOTICE,
     SMALL,
     auto_runner,
@@ -73,6 +118,7 @@ from facesr.io import (
     MAX_PIXELS,
     InputError,
     atomic_write_text,
+    expand_inputs,
     image_size,
     iter_sources,
     kind_of,
@@ -80,6 +126,7 @@ from facesr.io import (
     sha256_file,
     still_key,
     timecode,
+    to_array,
     to_tensor,
     video_info,
     video_rate,
@@ -90,11 +137,26 @@ from facesr.provenance import image_metadata, record_provenance
 
 _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
             "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
-            "--background": ("bicubic", "lanczos"), "--format": ("png", "tif", "jpg")}
-# settings that never change a still's outputs: speed, and which stills a run makes
-_NEUTRAL = frozenset({"threads", "stride", "max_frames", "save_video"})
+            "--background": ("bicubic", "lanczos"),
+            "--ext": ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff"),
+            "--format": ("png", "jpg", "jpeg", "webp", "tif", "tiff")}
+# the output format of --ext auto by the input's suffix (anything else, and video frames: png)
+_AUTO_FORMAT = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif",
+                ".tiff": "tif"}
+# settings that never change a still's outputs: speed, and which stills a run makes (``ext``:
+# what was asked; ``format``, the format each input got, is the one that counts)
+_NEUTRAL = frozenset({"threads", "stride", "max_frames", "save_video", "ext"})
 _DETECTION = frozenset({"detector", "detector_weights", "min_size", "score_threshold"})
-_FRAME = frozenset({"margin", "background", "save_frame"})  # only shape frame mode's outputs
+# only shape frame mode's outputs
+_FRAME = frozenset({"margin", "background", "save_frame", "only_center_face"})
+# settings added after records were first written, with the value that makes the outputs an
+# older facesr made (a record without the field counts as made with it)
+_ADDED = {"outscale": 4.0, "suffix": "x4", "max_side": None, "only_center_face": False,
+          "save_lr": False, "compare": False}
+SCALE = 4  # the network's
+UPSAMPLED_DB = 45.0  # a x2 down-and-up round trip changes an upsampled input by less than this
+UPSAMPLED_MIN_SIDE = 128  # inputs whose longer side is at most this are not measured
+_FACTORS = (2, 3, 4, 6, 8, 12)  # the round trips measured, in order
 
 
 class _WriteError(Exception):
@@ -104,8 +166,113 @@ class _WriteError(Exception):
         super().__init__(f"{path}: cannot write ({e.strerror or e})")
 
 
-def _base(path: Path, frame: int | None) -> str:
-    return f"{path.stem}_{source_tag(path)}" + ("" if frame is None else f"_f{frame:06d}")
+def _base(name: str, frame: int | None) -> str:
+    """A still's base name: its input's name (``_placed``), plus ``_f<frame>`` in a video."""
+    return name + ("" if frame is None else f"_f{frame:06d}")
+
+
+def _legacy_base(path: Path, frame: int | None) -> str:
+    """The base name older facesr versions gave every still: ``<stem>_<hash>[_f<frame>]``."""
+    return _base(f"{path.stem}_{source_tag(path)}", frame)
+
+
+def _join(*parts: str) -> str:
+    """Name parts joined by ``_``, empty ones (an empty --suffix) left out."""
+    return "_".join(p for p in parts if p)
+
+
+def _placed(sources: list[Path], report: BatchReport, out_dir: Path
+            ) -> dict[Path, tuple[Path, str, str | None]]:
+    """Each input file (resolved; in order, each once, none inside ``out_dir``) -> (its folder
+    under --out, relative; its name; the name it shares, or None). A file found in a source
+    folder keeps its subfolder of it, a file given directly goes to --out itself; its name is
+    its stem, or ``<stem>_<hash>`` for every input that would share a folder and a stem with
+    another (its line says so). A source that does not exist or holds nothing usable is one
+    failure."""
+    root = out_dir.resolve()
+    found: dict[Path, tuple[Path, str, str | None]] = {}
+    for raw in sources:
+        try:
+            files = expand_inputs([raw])
+        except InputError as e:
+            report.fail(raw, str(e))
+            continue
+        folder = raw.is_dir()
+        for f in files:
+            r = f.resolve()
+            if root not in r.parents and r not in found:
+                found[r] = (f.parent.relative_to(raw) if folder else Path(), f.stem, None)
+    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    for r, (rel, stem, _) in found.items():
+        groups[(str(rel).casefold(), stem.casefold())].append(r)
+    for members in groups.values():
+        if len(members) > 1:
+            for r in members:
+                rel, stem, _ = found[r]
+                found[r] = (rel, f"{stem}_{source_tag(r)}", (rel / stem).as_posix())
+    return found
+
+
+def _out_format(ext: str, path: Path, video: bool) -> str:
+    """The output format of an input: --ext, or for auto the input's own (``_AUTO_FORMAT``)."""
+    if ext != "auto":
+        return ext
+    return "png" if video else _AUTO_FORMAT.get(path.suffix.lower(), "png")
+
+
+def _final_size(size: tuple[int, int], outscale: float) -> tuple[int, int]:
+    """(width, height) at --outscale: ``round(outscale * side)``, at least 1 px."""
+    return tuple(max(1, round(outscale * v)) for v in size)  # type: ignore[return-value]
+
+
+def _rescale(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (3, h, w) output resampled to ``size`` (width, height): area when shrinking, Lanczos-4
+    when enlarging; as it is when it has that size already."""
+    w, h = size
+    if (img.shape[-1], img.shape[-2]) == (w, h):
+        return img
+    arr = img.detach().float().cpu().permute(1, 2, 0).numpy()
+    shrinking = w <= img.shape[-1] and h <= img.shape[-2]
+    arr = cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA if shrinking
+                     else cv2.INTER_LANCZOS4)
+    return torch.from_numpy(np.clip(arr, 0.0, 1.0)).permute(2, 0, 1).contiguous()
+
+
+def upsampled_factor(arr: np.ndarray) -> tuple[int, dict[int, float]]:
+    """How much an image looks upsampled: (k, {k: dB}).
+
+    The luma is area-downscaled by each k of ``_FACTORS`` (while 16 px or more remain) and
+    cubic-upscaled back; {k: dB} is the PSNR of each round trip. When the x2 one stays within
+    ``UPSAMPLED_DB`` the image carries no detail at its stored size, and k is its likely
+    upsampling factor: the k after which the PSNR falls fastest (per octave of k), since round
+    trips up to the true factor lose little and the next one loses real detail. Else k = 1.
+    Images whose longer side is at most ``UPSAMPLED_MIN_SIDE`` are not measured (1, {}); of
+    larger ones the central 1024 px at most. ``arr``: float RGB HWC in [0, 1]."""
+    h, w = arr.shape[:2]
+    if max(h, w) <= UPSAMPLED_MIN_SIDE:
+        return 1, {}
+    top, left = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
+    rgb = arr[top:top + 1024, left:left + 1024]
+    y = np.ascontiguousarray(rgb @ np.array([0.299, 0.587, 0.114], np.float32),
+                             dtype=np.float32)
+    h, w = y.shape
+    measured: dict[int, float] = {}
+    for k in _FACTORS:
+        if min(h, w) / k < 16:  # too few pixels left to tell
+            break
+        down = cv2.resize(y, (max(1, round(w / k)), max(1, round(h / k))),
+                          interpolation=cv2.INTER_AREA)
+        back = cv2.resize(down, (w, h), interpolation=cv2.INTER_CUBIC)
+        mse = float(np.mean((y - back) ** 2))
+        measured[k] = round(10 * math.log10(1 / max(mse, 1e-10)), 1)
+    if measured.get(2, 0.0) < UPSAMPLED_DB:
+        return 1, measured
+    ks = sorted(measured)
+    if len(ks) < 2:
+        return 2, measured
+    steps = [(measured[a] - measured[b]) / math.log2(b / a)
+             for a, b in zip(ks, ks[1:], strict=False)]
+    return ks[int(np.argmax(steps))], measured
 
 
 def _stills(path: Path, stride: int, max_frames: int | None
@@ -176,13 +343,18 @@ def _model_record(info, name: str) -> dict:
 
 
 def upscale(
-    sources: Annotated[list[Path], typer.Argument(
-        help="Images, folders (searched recursively) and videos.", show_default=False)],
-    out_dir: Annotated[Path, typer.Option(
-        "--out", metavar="PATH", help="Folder for the outputs and records.",
-                                          file_okay=False)],
+    sources: Annotated[list[Path] | None, typer.Argument(
+        metavar="SOURCES", help="Images, folders (searched recursively) and videos (or -i).",
+        show_default=False)] = None,
+    inputs: Annotated[list[Path] | None, typer.Option(
+        "-i", "--input", metavar="PATH", help="An image, folder or video (repeatable; the same "
+        "as SOURCES).", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "-o", "--out", metavar="PATH", help="Folder for the outputs and records (required); "
+        "source folders' subfolders are mirrored in it.", file_okay=False,
+        show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
-        metavar="TEXT",
+        "-n", "--model", metavar="TEXT",
         help="A model name: facesr-default (the default: faithful, fast), facesr-rrdb23 "
         "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); or a weights file "
         "(.safetensors, .pth; .onnx with --backend onnx).", show_default=False)] = None,
@@ -216,10 +388,11 @@ def upscale(
         show_default=False)] = None,
     save_video: Annotated[bool, typer.Option(
         "--save-video",
-        help="Videos: also write <name>_x4.mp4 (H.264, browser-playable) of the whole x4 "
-             "frames (face mode: the x4 images) at the source frame rate, each held until the "
-             "next sampled one (--stride), with the source's audio, and its record "
-             "<name>_x4.mp4.json; a re-run does not rebuild an unchanged video.")] = False,
+        help="Videos: also write <name>_x4.mp4 (the --suffix) (H.264, browser-playable) of "
+             "the whole x4 frames (face mode: the x4 images) at the source frame rate, each "
+             "held until the next sampled one (--stride), with the source's audio, and its "
+             "record <name>_x4.mp4.json; a re-run does not rebuild an unchanged video.")
+                         ] = False,
     fps: Annotated[float | None, typer.Option(metavar="X", 
         min=0.01, help="--save-video: the MP4's frame rate (default: the source's).",
         show_default=False)] = None,
@@ -241,9 +414,31 @@ def upscale(
     threads: Annotated[int | None, typer.Option(
         metavar="N", min=1, help="CPU threads (default: all).")
                        ] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", metavar="TEXT", help="Output images: png or tif (lossless), "
-                                     "jpg (quality 95).")] = "png",
+    outscale: Annotated[float, typer.Option(
+        "-s", "--outscale", metavar="X", min=0.01, max=16.0,
+        help="Final scale: the x4 output resampled to X times the input (area filter when "
+        "shrinking, Lanczos when enlarging), e.g. 2 or 3.5.")] = 4.0,
+    suffix: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="Ends the output names: <name>_<suffix>.<ext> (default: x and "
+        "the --outscale: x4, x2, x3.5; empty: <name>.<ext>).", show_default=False)] = None,
+    ext: Annotated[str, typer.Option(
+        metavar="TEXT", help="Output images: auto (the input's format if jpg, png, webp or "
+        "tif, else png), png, jpg (quality 95), webp (lossless) or tif.")] = "auto",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", metavar="TEXT", help="Deprecated: the same as --ext.",
+        show_default=False)] = None,
+    only_center_face: Annotated[bool, typer.Option(
+        "--only-center-face", help="Frame mode: enhance only the face closest to the image "
+        "centre.")] = False,
+    save_lr: Annotated[bool, typer.Option(
+        "--save-lr", help="Also write <name>[_face<k>]_lr.png: the low-resolution pixels the "
+        "model got.")] = False,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Also write <name>[_face<k>]_compare.png: the input (nearest "
+        "neighbour) beside the output, labelled.")] = False,
+    max_side: Annotated[int | None, typer.Option(
+        metavar="N", min=8, help="Area-downscale inputs with a longer side above this first "
+        "(crops stored larger than their true resolution).", show_default=False)] = None,
     color_lock: Annotated[float, typer.Option(metavar="X", 
         min=0.0, help="Keep the input's colours: the output takes the input's low frequencies "
         "(Gaussian sigma in input px); 0 = the network's output as it is.")] = COLOR_LOCK,
@@ -256,11 +451,31 @@ def upscale(
     time. Exit code 1 when anything failed, 2 when there is nothing to do.
     """
     given = {"--mode": mode, "--backend": backend, "--device": device, "--precision": precision,
-             "--background": background, "--format": fmt}
+             "--background": background, "--ext": ext, "--format": fmt}
     for hint, value in given.items():
-        if value not in _CHOICES[hint]:
+        if value is not None and value not in _CHOICES[hint]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(_CHOICES[hint])}",
                                      param_hint=hint)
+    sources = [*(sources or []), *(inputs or [])]
+    if not sources:
+        raise typer.BadParameter("give images, folders or videos (as arguments or -i)",
+                                 param_hint="SOURCES")
+    if out_dir is None:
+        raise typer.BadParameter("give the output folder", param_hint="-o/--out")
+    ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext, ext)
+    if fmt is not None:
+        fmt = {"jpeg": "jpg", "tiff": "tif"}.get(fmt, fmt)
+        if ext not in ("auto", fmt):
+            raise typer.BadParameter(f"--format {fmt} and --ext {ext} disagree (--format is "
+                                     "the old name of --ext)", param_hint="--format")
+        err.print(f"note: --format is deprecated; use --ext {fmt}")
+        ext = fmt
+    suffix = f"x{outscale:g}" if suffix is None else suffix
+    if (suffix in ("lr", "compare") or suffix.startswith(".")
+            or any(c in suffix for c in "/\\\0")):
+        raise typer.BadParameter(f"{suffix!r} cannot end output names (no '/', '\\', leading "
+                                 "'.', nor lr or compare, which name other outputs)",
+                                 param_hint="--suffix")
     if fps is not None and not save_video:
         raise typer.BadParameter("sets the frame rate of --save-video's MP4; add --save-video",
                                  param_hint="--fps")
@@ -281,20 +496,25 @@ def upscale(
                 "margin": margin,
                 "detector": detector,
                 "detector_weights": None if detector_weights is None else str(detector_weights),
-                "min_size": min_size, "score_threshold": score_threshold,
-                "background": background, "threads": threads, "format": fmt, "scale": 4,
-                "color_lock": color_lock}
+                "min_size": min_size,
+                # the threshold in effect, so that a change of the default is a changed setting
+                "score_threshold": score_threshold if det is None or score_threshold is not None
+                else getattr(det, "score_threshold", None),
+                "background": background, "threads": threads, "ext": ext,
+                "format": None if ext == "auto" else ext, "scale": SCALE, "outscale": outscale,
+                "suffix": suffix, "max_side": max_side, "only_center_face": only_center_face,
+                "save_lr": save_lr, "compare": compare, "color_lock": color_lock}
 
     report = BatchReport()
-    paths = collect_inputs(sources, report, exclude=out_dir)
-    if not paths:
+    places = _placed(sources, report, out_dir)
+    if not places:
         _nothing_to_do(sources, out_dir, report)
     work = {}
-    for p in paths:
+    for p in places:
         try:
             whole = save_frame is not False or (save_video and kind_of(p) == "video")
             n = _check_header(p, stride, whole=mode == "face" or whole,
-                              hint=_SIZE_HINTS[mode])
+                              hint=_SIZE_HINTS[mode], max_side=max_side, outscale=outscale)
         except InputError as e:
             report.fail(p, str(e))
             continue
@@ -307,11 +527,11 @@ def upscale(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with lock_folder(out_dir):
-            if removed := remove_partial_files(out_dir):
+            if removed := sum(map(remove_partial_files, _folders(out_dir))):
                 err.print(f"removed {removed} unfinished temporary file(s) (*.part) of an "
                           f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
             _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
-                   save_frame=save_frame, fps=fps)
+                   save_frame=save_frame, fps=fps, places=places)
     except KeyboardInterrupt:
         err.print(f"interrupted: {report.done} still(s) done this run, {report.skipped} "
                   f"skipped; finished work is kept: run the same command again to resume",
@@ -335,10 +555,12 @@ _SIZE_HINTS = {
 }
 
 
-def _check_header(path: Path, stride: int, *, whole: bool, hint: str) -> int:
+def _check_header(path: Path, stride: int, *, whole: bool, hint: str,
+                  max_side: int | None = None, outscale: float = SCALE) -> int:
     """Stills that ``path``'s header promises; with ``whole`` (the run makes whole x4 images),
-    refuse an input whose x4 would be over the pipeline's ``MAX_OUTPUT_PIXELS``, before any
-    decoding. A header that cannot be read is left to the decoder, which names the fault."""
+    refuse an input whose x4 (or final image, --outscale above 4) would be over the pipeline's
+    ``MAX_OUTPUT_PIXELS``, before any decoding; of its size after ``max_side`` (--max-side). A
+    header that cannot be read is left to the decoder, which names the fault."""
     if kind_of(path) == "video":
         info = video_info(path)
         n, size = -(-info.frames // stride), (info.width, info.height)
@@ -348,12 +570,30 @@ def _check_header(path: Path, stride: int, *, whole: bool, hint: str) -> int:
             with contextlib.suppress(InputError):
                 h, w = image_size(path)
                 size = (w, h) if w * h <= MAX_PIXELS else None  # over it: io's own error
+    if size is not None and max_side is not None and max(size) > max_side:
+        f = max_side / max(size)
+        size = (max(1, round(size[0] * f)), max(1, round(size[1] * f)))
     if whole and size is not None:
         try:
             check_output_size(size, hint=hint)
+            w, h = _final_size(size, outscale)
+            if w * h > MAX_OUTPUT_PIXELS:
+                raise ValueError(f"the x{outscale:g} output of this {size[0]}x{size[1]} px "
+                                 f"input would be {w}x{h} px ({w * h / 1e6:.0f} MP), over the "
+                                 f"{MAX_OUTPUT_PIXELS / 1e6:g} MP limit; {hint}")
         except ValueError as e:
             raise InputError(path, str(e)) from None
     return n
+
+
+def _folders(root: Path) -> Iterator[Path]:
+    """``root`` and every folder under it (links not followed)."""
+    yield root
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        for d in dirnames:
+            if not (Path(dirpath) / d).is_symlink():
+                yield Path(dirpath) / d
 
 
 def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> NoReturn:
@@ -371,11 +611,13 @@ def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> N
 
 def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, model_rec: dict,
            overwrite: bool, report: BatchReport, say: Callable[[str], None], *,
-           save_frame: bool | None = None, fps: float | None = None) -> None:
+           save_frame: bool | None = None, fps: float | None = None,
+           places: dict[Path, tuple[Path, str, str | None]] | None = None) -> None:
     """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
     ``say`` (a line per still, printed as it finishes); a bad input fails alone, a write
     error stops the batch. ``save_frame``: the --save-frame given (None: its per-input
-    default, ``_input_settings``); ``fps``: --fps."""
+    default, ``_input_settings``); ``fps``: --fps; ``places``: each input's folder under
+    ``out_dir`` and name (``_placed``; default: ``out_dir`` and its stem)."""
     stride, max_frames = settings["stride"], settings["max_frames"]
     paths = list(work)
     with progress() as bar:
@@ -383,13 +625,21 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
         for i, path in enumerate(paths):
             digest, pulled, clip, src_fps = None, 0, None, None
             video = kind_of(path) == "video"
-            settings_in = _input_settings(settings, video, save_frame)
+            settings_in = {**_input_settings(settings, video, save_frame),
+                           "format": _out_format(settings["ext"], path, video)}
+            rel, name, shared = (places or {}).get(path, (Path(), path.stem, None))
+            folder = out_dir / rel
             stills = _stills(path, stride, max_frames)
+            measured = False
             try:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise _WriteError(folder, e) from None
                 if video:
                     src_fps = video_info(path).fps
                 if video and settings["save_video"]:
-                    clip = _VideoOut(path, out_dir, settings_in, model_rec, fps, overwrite)
+                    clip = _VideoOut(path, folder, name, settings_in, model_rec, fps, overwrite)
                     digest = clip.digest
                 while True:
                     t0 = time.perf_counter()
@@ -400,37 +650,59 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     pulled += 1
                     read_ms = round(1000 * (time.perf_counter() - t0), 1)
                     bar.update(task, note=f"{path.name} {'' if frame is None else frame}")
-                    base = _base(path, frame)
-                    rec_path = out_dir / f"{base}.json"
-                    if _done(rec_path, overwrite, model_rec, _as_made(
-                            rec_path, settings_in) if video and save_frame is None
+                    size = [arr.shape[1], arr.shape[0]]
+                    if settings["max_side"] is not None and max(size) > settings["max_side"]:
+                        arr = to_array(shrink(to_tensor(arr), settings["max_side"]))
+                    looks = None
+                    if not measured:  # an image, or a video's first frame
+                        measured = True
+                        looks = _looks_upsampled(path, arr, settings["max_side"])
+                    base = _base(name, frame)
+                    rec_path = folder / f"{base}.json"
+                    legacy = out_dir / f"{_legacy_base(path, frame)}.json"
+                    known = legacy if not rec_path.exists() and legacy.exists() else rec_path
+                    if _done(known, overwrite, model_rec, _as_made(
+                            known, settings_in) if video and save_frame is None
                             else settings_in):
                         if clip is not None:  # its x4 frame, found or made again
-                            clip.add_done(frame, at, rec_path, functools.partial(
+                            clip.add_done(frame, at, known, functools.partial(
                                 _process, arr, runner, det, base=base,
                                 settings={**settings_in, "save_frame": True}, video=True))
                         report.skipped += 1
                         bar.advance(task)
                         continue
+                    if known != rec_path:  # --overwrite of an older facesr's still
+                        known.unlink(missing_ok=True)
                     digest = digest or sha256_file(path)
                     whole = video and clip is not None  # the MP4 needs every x4 frame
-                    rec = _process(arr, runner, det, out_dir, base,
+                    rec = _process(arr, runner, det, folder, base,
                                    {**settings_in, "save_frame": True} if whole else settings_in,
                                    video, image_metadata(
                                        NOTICE, rec_path.name, digest, model_rec["sha256"],
                                        frame))
                     if video:  # the whole x4 frame: kept, moved to the video's frames, dropped
-                        rec["outputs"] = _frame_outputs(rec, settings_in, out_dir, clip,
+                        rec["outputs"] = _frame_outputs(rec, settings_in, folder, clip,
                                                         frame, at)
                     rec["timings_ms"]["read"] = read_ms
+                    shrunk = [arr.shape[1], arr.shape[0]]
+                    if shrunk != size:
+                        notes = [*notes, f"shrunk from {size[0]}x{size[1]} to {shrunk[0]}x"
+                                 f"{shrunk[1]} px (--max-side {settings['max_side']})"]
                     rec = {"notice": NOTICE, "input": {
                         "path": str(path), "sha256": digest, "frame": frame,
                         **({} if at is None else {"time": round(at, 6),
                                                   "timecode": timecode(at), "fps": src_fps}),
-                        "size": [arr.shape[1], arr.shape[0]], "notes": notes},
+                        "size": size, **({} if shrunk == size else {"shrunk_to": shrunk}),
+                        **({} if looks is None else {"looks_upsampled": looks}),
+                        "notes": notes},
                         "model": model_rec, "settings": settings_in, **rec}
-                    _write_record(rec_path, rec, out_dir)
-                    files = ", ".join(o["file"] for o in rec["outputs"]) or "no image"
+                    _write_record(rec_path, rec, folder)
+                    files = ", ".join((rel / o["file"]).as_posix()
+                                      for o in rec["outputs"]) or "no image"
+                    if shared is not None:
+                        files += (f" (named {name}: other inputs would share the name "
+                                  f"{shared}; _{name.rsplit('_', 1)[1]} is 8 hex digits of "
+                                  "this file's path)")
                     found = ("" if rec["mode"] == "face" or "face(s)" in rec["mode_reason"]
                              else f"; {len(rec['faces'])} face(s) found")
                     say(f"{still_key(path, frame)}: {rec['mode']} "
@@ -476,8 +748,9 @@ def _remove(out_dir: Path, names: list[str]) -> None:
             (out_dir / name).unlink(missing_ok=True)
 
 
-# settings that never change the MP4 of --save-video (save_frame: which images are kept)
-_VIDEO_NEUTRAL = frozenset({"threads", "save_frame", "save_video"})
+# settings that never change the MP4 of --save-video (save_frame, save_lr, compare: which
+# images are kept or added; ext: what was asked, ``format`` is what each input got)
+_VIDEO_NEUTRAL = frozenset({"threads", "save_frame", "save_video", "save_lr", "compare", "ext"})
 
 
 def _input_settings(settings: dict, video: bool, save_frame: bool | None) -> dict:
@@ -523,24 +796,24 @@ def _frame_outputs(rec: dict, settings: dict, out_dir: Path, clip: _VideoOut | N
 
 
 class _VideoOut:
-    """The x4 MP4 of one video (--save-video): ``<base>_x4.mp4`` and its record
-    ``<base>_x4.mp4.json``, made of the x4 frame of every sampled frame.
+    """The x4 MP4 of one video (--save-video): ``<name>_<sfx>.mp4`` and its record
+    ``<name>_<sfx>.mp4.json`` in its folder, made of the x4 frame of every sampled frame.
 
     A still's x4 frame is its output (face mode's image, the whole frame with --save-frame)
-    or else a file in the hidden folder ``.<base>_x4.frames`` (removed once the MP4 is
+    or else a file in the hidden folder ``.<name>_<sfx>.frames`` (removed once the MP4 is
     written), so a killed run resumes with the frames it made; a still done earlier whose x4
     frame is nowhere is made again (its outputs and record untouched). When the record
     matches this run (input, model and settings) and the MP4 its SHA-256, nothing is collected
     and the MP4 is not rebuilt.
     """
 
-    def __init__(self, path: Path, out_dir: Path, settings: dict, model_rec: dict,
+    def __init__(self, path: Path, out_dir: Path, name: str, settings: dict, model_rec: dict,
                  fps: float | None, overwrite: bool) -> None:
-        base = _base(path, None)
+        base = _join(name, settings["suffix"])
         self.path, self.out_dir, self.model_rec = path, out_dir, model_rec
-        self.target = out_dir / f"{base}_x4.mp4"
-        self.rec_path = out_dir / f"{base}_x4.mp4.json"
-        self.store = out_dir / f".{base}_x4.frames"
+        self.target = out_dir / f"{base}.mp4"
+        self.rec_path = out_dir / f"{base}.mp4.json"
+        self.store = out_dir / f".{base}.frames"
         self.info = video_info(path)
         self.digest = sha256_file(path)
         self.settings = {**settings, "fps": fps}
@@ -602,7 +875,8 @@ class _VideoOut:
     def add_done(self, frame: int, at: float, rec_path: Path,
                  redo: Callable[[Path], dict]) -> None:
         """The x4 frame of a still done earlier: its output, the hidden folder's file, or
-        ``redo(folder)`` (``_process`` into a scratch folder) when neither is there."""
+        ``redo(folder)`` (``_process`` into a scratch folder) when neither is there. The
+        still's files are in the folder of its record ``rec_path``."""
         if self.current:
             return
         try:
@@ -612,8 +886,8 @@ class _VideoOut:
         for o in rec.get("outputs", []) if isinstance(rec, dict) else []:
             name = str(o.get("file", "")) if isinstance(o, dict) else ""
             if (o.get("kind") in ("frame", "image") and name and Path(name).name == name
-                    and (self.out_dir / name).is_file()):
-                self.frames[frame] = (at, self.out_dir / name)
+                    and (rec_path.parent / name).is_file()):
+                self.frames[frame] = (at, rec_path.parent / name)
                 return
         stored = sorted(self.store.glob(f"{frame:06d}.*"))
         if stored:
@@ -727,15 +1001,17 @@ def _done(rec_path: Path, overwrite: bool, model_rec: dict, settings: dict) -> b
 def _changes(old: dict, model_rec: dict, settings: dict) -> list[str]:
     """What differs between a record and this run, in a way that can change its outputs.
 
-    Every setting the record holds counts (so one added later counts too), except the
-    ``_NEUTRAL`` ones, detection ones when --mode face asks for none, and frame-mode ones when
-    the still was made in face mode.
+    Every setting the record holds counts (so one added later counts too; one the record
+    lacks counts as its ``_ADDED`` value, which made the outputs of the facesr that wrote it),
+    except the ``_NEUTRAL`` ones, detection ones when --mode face asks for none, and
+    frame-mode ones when the still was made in face mode.
     """
     def shown(value: object) -> str:
         return "default" if value is None else str(value)
 
     was_model = old.get("model") if isinstance(old.get("model"), dict) else {}
     was = old.get("settings") if isinstance(old.get("settings"), dict) else {}
+    was = {**_ADDED, **was}  # made before a setting existed: made with its old behaviour
     changes = [] if was_model.get("sha256") == model_rec["sha256"] else [
         f"model {shown(was_model.get('name'))} -> {model_rec.get('name')}"]
     ignore = _NEUTRAL | (_DETECTION if settings["mode"] == "face" else frozenset()) | (
@@ -772,18 +1048,26 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
         picked, reason = choose_mode(size, faces)
     outputs, face_recs = [], [_face_record(f) for f in faces]
     tile, overlap = settings["tile"], settings["overlap"]
+    scale, sfx, fmt = settings["outscale"], settings["suffix"], settings["format"]
+    others: list[Face] = []
     if picked == "face":
         with timer("sr"):
             sr = upscale_face(image, runner, tile=tile, overlap=overlap,
                           lock_colors=settings["color_lock"])
-        outputs.append((f"{base}_x4.{settings['format']}", "image", sr))
+        with timer("resample"):
+            sr = _rescale(sr, _final_size(size, scale))
+        outputs.append((f"{_join(base, sfx)}.{fmt}", "image", sr))
+        outputs += _extras(settings, base, image, sr)
     else:
         found = faces if mode == "auto" and not video else None
         whole = settings["save_frame"]
-        if whole == "faces":  # the whole x4 frame only where a face is found: detect first
-            if found is None:
-                with timer("detect"):
-                    found = det.detect(arr)
+        if found is None and (whole == "faces" or settings["only_center_face"]):
+            with timer("detect"):  # detect first: to keep the centre face, to know if any
+                found = det.detect(arr)
+        if settings["only_center_face"] and len(found) > 1:
+            keep = _center_face(found, size)
+            found, others = [keep], [f for f in found if f is not keep]
+        if whole == "faces":  # the whole x4 frame only where a face is found
             whole = bool(found)
         result = upscale_frame(image, runner, det, margin=settings["margin"],
                                whole_frame=bool(whole), background=settings["background"],
@@ -791,11 +1075,17 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
                                faces=found, timer=timer)
         face_recs = []
         for k, f in enumerate(result.faces):
-            name = f"{base}_face{k}_x4.{settings['format']}"
-            outputs.append((name, "face", f.image))
+            x, y, w, h = f.box
+            with timer("resample"):
+                crop = _rescale(f.image, _final_size((w, h), scale))
+            name = f"{_join(base, f'face{k}', sfx)}.{fmt}"
+            outputs.append((name, "face", crop))
+            outputs += _extras(settings, f"{base}_face{k}", image[:, y:y + h, x:x + w], crop)
             face_recs.append({**_face_record(f.face), "crop_box": list(f.box), "output": name})
         if result.frame is not None:
-            outputs.append((f"{base}_frame_x4.{settings['format']}", "frame", result.frame))
+            with timer("resample"):
+                frame = _rescale(result.frame, _final_size(size, scale))
+            outputs.append((f"{_join(base, 'frame', sfx)}.{fmt}", "frame", frame))
     digests = []
     with timer("write"):
         for k, (name, _, img) in enumerate(outputs):
@@ -810,7 +1100,51 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
                 raise
     timings["total"] = round(1000 * (time.perf_counter() - t0), 1)
     return {"mode": picked, "mode_reason": reason, "faces": face_recs,
+            **({"other_faces": [_face_record(f) for f in others]} if others else {}),
             "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]],
                          "sha256": digest} for (n, k, img), digest in zip(outputs, digests,
                                                                           strict=True)],
             "timings_ms": timings}
+
+
+def _center_face(faces: list[Face], size: tuple[int, int]) -> Face:
+    """--only-center-face: the face whose box centre is closest to the image centre (GFPGAN's
+    rule); the first of equals."""
+    cx, cy = size[0] / 2, size[1] / 2
+    return min(faces, key=lambda f: (f.x + f.w / 2 - cx) ** 2 + (f.y + f.h / 2 - cy) ** 2)
+
+
+def _extras(settings: dict, stem: str, lr: torch.Tensor, sr: torch.Tensor
+            ) -> list[tuple[str, str, torch.Tensor]]:
+    """--save-lr and --compare of one output ``sr`` made from ``lr`` (the pixels the model
+    got): ``<stem>_lr.png`` and ``<stem>_compare.png`` (``lr`` enlarged to ``sr``'s height by
+    nearest neighbour, a gap, ``sr``; each under a label), as (name, kind, image)."""
+    made = []
+    if settings["save_lr"]:
+        made.append((f"{stem}_lr.png", "lr", lr))
+    if settings["compare"]:
+        scale = settings["outscale"]
+        panel = side_by_side([(f"input {lr.shape[-1]}x{lr.shape[-2]} (nearest)", lr),
+                              (f"facesr x{scale:g}: details synthesised", sr)],
+                             height=sr.shape[-2])
+        made.append((f"{stem}_compare.png", "compare", to_tensor(panel)))
+    return made
+
+
+def _looks_upsampled(path: Path, arr: np.ndarray, max_side: int | None) -> dict | None:
+    """Measure an input (``upsampled_factor``); when it looks upsampled, print one warning
+    line naming it and return what the record holds, else None."""
+    factor, measured = upsampled_factor(arr)
+    if factor < 2:
+        return None
+    h, w = arr.shape[:2]
+    side = max(1, round(max(h, w) / factor))
+    err.print(f"warning: {path}: looks upsampled about x{factor}: its detail would fit in "
+              f"about {max(1, round(w / factor))}x{max(1, round(h / factor))} px of its {w}x{h} "
+              f"(halving and restoring it changes it by only {measured[2]:g} dB PSNR; sharp "
+              f"photos: about 41 dB or less), and x4 of it costs about {factor * factor}x what "
+              f"x4 of that would; try --max-side {side}"
+              + ("" if max_side is None else f" (now {max_side})"),
+              soft_wrap=True, markup=False)
+    return {"factor": factor, "roundtrip_psnr_db": {str(k): v for k, v in measured.items()},
+            "suggested_max_side": side}

@@ -1,13 +1,16 @@
 """``facesr verify OUT_DIR``: recheck every output of ``facesr upscale`` against its record.
 
-For every record (``*.json`` with ``input`` and ``outputs``; other JSON files are skipped) each
-output it lists must be a plain file name in OUT_DIR, exist, have the SHA-256 the record holds
-and carry metadata that names this record and the record's input, model, frame, notice and
-facesr version (``facesr.provenance``: the files are checked against the record, the record
-against the files). Images in OUT_DIR that no record lists are reported too.
+For every record (``*.json`` with ``input`` and ``outputs``; other JSON files are skipped) in
+OUT_DIR and its subfolders (``upscale`` mirrors its source folders' subfolders; links to folders
+are not followed, the hidden ``.<name>.frames`` folders of an unfinished ``--save-video`` are
+not searched) each output it lists must be a plain file name in the record's folder, exist,
+have the SHA-256 the record holds and carry metadata that names this record and the record's
+input, model, frame, notice and facesr version (``facesr.provenance``: the files are checked
+against the record, the record against the files). Images that no record of their folder lists
+are reported too. Files are named by their path relative to OUT_DIR.
 
 Nothing outside OUT_DIR is read: a record that names ``../x``, an absolute path or a link that
-leads out of the folder is reported, not followed. One line per problem on stdout, naming the
+leads out of its folder is reported, not followed. One line per problem on stdout, naming the
 file, then a summary; ``--json`` prints the same as one JSON object. Exit code 0 when every
 still is ok, 1 otherwise, 2 when OUT_DIR is not a folder.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -125,56 +129,63 @@ def _expected(rec: dict, rec_name: str) -> dict[str, str]:
 
 
 def _check_output(root: Path, rec_name: str, rec: dict, index: int, entry: object,
-                  still: Still, report: Report) -> str | None:
-    """Check one ``outputs[index]`` of a record; returns the file name it claims (if plain)."""
-    shown_rec = _show(rec_name)
+                  still: Still, report: Report, prefix: str = "") -> str | None:
+    """Check one ``outputs[index]`` of a record in folder ``root`` (``prefix``: that folder
+    relative to OUT_DIR, ``a/b/``, empty for OUT_DIR itself); returns the file name it claims
+    (if plain)."""
+    rec_name_in = prefix + rec_name
+    shown_rec = _show(rec_name_in)
     name = entry.get("file") if isinstance(entry, dict) else None
     if not isinstance(name, str):
-        report.add(Problem(rec_name, "unreadable", f"{shown_rec}: malformed record (outputs"
-                           f"[{index}] names no file)", rec_name), still)
+        report.add(Problem(rec_name_in, "unreadable", f"{shown_rec}: malformed record (outputs"
+                           f"[{index}] names no file)", rec_name_in), still)
         return None
-    shown = _show(name)
+    name_in = prefix + name
+    shown = _show(name_in)
     if not _plain(name):
-        report.add(Problem(name, "outside", f"{shown_rec}: lists {name!r}, which is not a file "
-                           f"name in {root} (not read)", rec_name), still)
-        still.outputs.append({"file": name, "status": "outside"})
+        report.add(Problem(name_in, "outside", f"{shown_rec}: lists {name!r}, which is not a "
+                           f"file name in {root} (not read)", rec_name_in), still)
+        still.outputs.append({"file": name_in, "status": "outside"})
         return None
     path = root / name
     status = "ok"
     if not path.is_file() and not path.is_symlink():
         status = "missing"
-        report.add(Problem(name, status, f"{shown}: missing (listed by {shown_rec})", rec_name),
-                   still)
+        report.add(Problem(name_in, status, f"{shown}: missing (listed by {shown_rec})",
+                           rec_name_in), still)
     elif not _inside(root, path):
         status = "outside"
-        report.add(Problem(name, status, f"{shown}: a link that leads out of {root} (listed "
-                           f"by {shown_rec}; not read)", rec_name), still)
+        report.add(Problem(name_in, status, f"{shown}: a link that leads out of {root} (listed "
+                           f"by {shown_rec}; not read)", rec_name_in), still)
     else:
-        status = _check_file(path, name, rec_name, rec, entry, still, report)
-    still.outputs.append({"file": name, "status": status})
+        status = _check_file(path, name, rec_name, rec, entry, still, report, prefix)
+    still.outputs.append({"file": name_in, "status": status})
     return name
 
 
 def _check_file(path: Path, name: str, rec_name: str, rec: dict, entry: dict, still: Still,
-                report: Report) -> str:
-    shown, shown_rec = _show(name), _show(rec_name)
+                report: Report, prefix: str = "") -> str:
+    """Check one output file against its record ``rec_name`` (plain names in one folder;
+    ``prefix`` names that folder in messages, as in ``_check_output``)."""
+    file, label = prefix + name, prefix + rec_name
+    shown, shown_rec = _show(file), _show(label)
     try:
         if not path.is_file():
             raise IsADirectoryError(21, "not a file")
         data = path.read_bytes()
     except OSError as e:
-        report.add(Problem(name, "missing", f"{shown}: cannot be read ({e.strerror or e}; "
-                           f"listed by {shown_rec})", rec_name), still)
+        report.add(Problem(file, "missing", f"{shown}: cannot be read ({e.strerror or e}; "
+                           f"listed by {shown_rec})", label), still)
         return "missing"
     want = entry.get("sha256")
     if not isinstance(want, str):
-        report.add(Problem(name, "unverifiable", f"{shown}: {shown_rec} holds no SHA-256 for "
-                           "it (made by an older facesr; redo it with --overwrite)", rec_name),
+        report.add(Problem(file, "unverifiable", f"{shown}: {shown_rec} holds no SHA-256 for "
+                           "it (made by an older facesr; redo it with --overwrite)", label),
                    still)
         return "unverifiable"
     if hashlib.sha256(data).hexdigest() != want.lower():
-        report.add(Problem(name, "changed", f"{shown}: changed (its SHA-256 is not the one "
-                           f"{shown_rec} holds)", rec_name), still)
+        report.add(Problem(file, "changed", f"{shown}: changed (its SHA-256 is not the one "
+                           f"{shown_rec} holds)", label), still)
         return "changed"
     meta = read_text(data)
     wrong = [k for k, v in _expected(rec, rec_name).items() if meta.get(k) != v]
@@ -182,61 +193,85 @@ def _check_file(path: Path, name: str, rec_name: str, rec: dict, entry: dict, st
         what = ("carries no facesr metadata" if not meta else
                 f"its metadata differs from {shown_rec} in {', '.join(wrong)}; the record was "
                 "changed, renamed or copied")
-        report.add(Problem(rec_name, "mismatch", f"{shown}: {what}", rec_name), still)
+        report.add(Problem(label, "mismatch", f"{shown}: {what}", label), still)
         return "mismatch"
     return "ok"
 
 
+def _folders(root: Path) -> list[tuple[Path, str]]:
+    """(folder, its prefix relative to ``root``: ``a/b/``) of ``root`` and its subfolders;
+    links are not followed and the hidden ``.<name>.frames`` folders of ``--save-video`` are
+    left out."""
+    found = [(root, "")]
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not (
+            (d.startswith(".") and d.endswith(".frames")) or Path(dirpath, d).is_symlink()))
+        found += [(Path(dirpath, d), Path(dirpath, d).relative_to(root).as_posix() + "/")
+                  for d in dirnames]
+    return found
+
+
 def check_folder(root: Path) -> Report:
-    """Check every record in ``root`` and the images no record claims (see the module doc)."""
+    """Check every record in ``root`` and its subfolders and the images no record of their
+    folder claims (see the module doc)."""
     root = root.resolve()
     report = Report(str(root))
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    folders = [(d, prefix, sorted(p for p in d.iterdir() if not p.name.startswith(".")))
+               for d, prefix in _folders(root)]
+    with progress() as bar:
+        task = bar.add_task("verify", total=sum(
+            p.suffix.lower() == ".json" for _, _, entries in folders for p in entries), note="")
+        for folder, prefix, entries in folders:
+            _check_one_folder(folder, prefix, entries, report, lambda: bar.advance(task))
+    return report
+
+
+def _check_one_folder(root: Path, prefix: str, entries: list[Path], report: Report,
+                      advance) -> None:
+    """The records of one folder (``prefix``: its path relative to OUT_DIR) and its images
+    that none of them claims."""
     claimed: set[str] = set()
     unreadable: list[str] = []
-    records = [p for p in entries if p.suffix.lower() == ".json"]
-    with progress() as bar:
-        task = bar.add_task("verify", total=len(records), note="")
-        for path in records:
-            bar.advance(task)
-            still = Still(path.name)
-            if not _inside(root, path) or not path.is_file():
-                report.stills.append(still)
-                why = (f"a link that leads out of {root}" if not _inside(root, path)
-                       else "not a regular file")
-                report.add(Problem(path.name, "outside", f"{_show(path.name)}: {why} (not "
-                                   "read)"), still)
-                continue
-            rec, why = _load_record(path)
-            if rec is None and why is None:
-                report.skipped_json.append(path.name)
-                continue
+    for path in [p for p in entries if p.suffix.lower() == ".json"]:
+        advance()
+        label = prefix + path.name
+        still = Still(label)
+        if not _inside(root, path) or not path.is_file():
             report.stills.append(still)
-            if rec is None:
-                unreadable.append(path.stem)
-                report.add(Problem(path.name, "unreadable",
-                                   f"{_show(path.name)}: unreadable record ({why})"), still)
-                continue
-            outputs = rec.get("outputs")
-            if not isinstance(outputs, list):
-                report.add(Problem(path.name, "unreadable", f"{_show(path.name)}: malformed "
-                                   "record (outputs is not a list)"), still)
-                continue
-            for i, entry in enumerate(outputs):
-                name = _check_output(root, path.name, rec, i, entry, still, report)
-                if name is not None:
-                    claimed.add(name)
+            why = (f"a link that leads out of {root}" if not _inside(root, path)
+                   else "not a regular file")
+            report.add(Problem(label, "outside", f"{_show(label)}: {why} (not read)"), still)
+            continue
+        rec, why = _load_record(path)
+        if rec is None and why is None:
+            report.skipped_json.append(label)
+            continue
+        report.stills.append(still)
+        if rec is None:
+            unreadable.append(path.stem)
+            report.add(Problem(label, "unreadable", f"{_show(label)}: unreadable record "
+                               f"({why})"), still)
+            continue
+        outputs = rec.get("outputs")
+        if not isinstance(outputs, list):
+            report.add(Problem(label, "unreadable", f"{_show(label)}: malformed record "
+                               "(outputs is not a list)"), still)
+            continue
+        for i, entry in enumerate(outputs):
+            name = _check_output(root, path.name, rec, i, entry, still, report, prefix)
+            if name is not None:
+                claimed.add(name)
     for path in entries:
         if path.name in claimed or not path.is_file():
             continue
+        label = prefix + path.name
         if kind_of(path) == "video":
-            report.unchecked_videos.append(path.name)
+            report.unchecked_videos.append(label)
         elif kind_of(path) == "image":
             near = next((s for s in unreadable if path.name.startswith(s + "_")), None)
-            why = ("no record claims this image" if near is None else
-                   f"no readable record claims this image ({_show(near + '.json')} is not one)")
-            report.add(Problem(path.name, "unclaimed", f"{_show(path.name)}: {why}"))
-    return report
+            why = ("no record claims this image" if near is None else "no readable record "
+                   f"claims this image ({_show(prefix + near + '.json')} is not one)")
+            report.add(Problem(label, "unclaimed", f"{_show(label)}: {why}"))
 
 
 def _summary(report: Report) -> str:
@@ -259,7 +294,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object "
                                           "(every still and its status).")] = False,
 ) -> None:
-    """Recheck every output in OUT_DIR against its record: SHA-256 and embedded metadata.
+    """Recheck every output in OUT_DIR (and its subfolders) against its record: SHA-256 and
+    embedded metadata.
 
     One line per problem (changed, missing, unreadable record, a record naming a file outside
     OUT_DIR, an image no record claims), then a summary. Exit code 0 when everything is ok, 1
