@@ -113,16 +113,26 @@ def collect_inputs(sources: Iterable[Path], report: BatchReport, *, exclude: Pat
 
     A path that does not exist or holds nothing usable is one failure in ``report``.
     """
+    return list(collect_sourced_inputs(sources, report, exclude=exclude))
+
+
+def collect_sourced_inputs(sources: Iterable[Path], report: BatchReport, *, exclude: Path
+                           ) -> dict[Path, tuple[Path, Path]]:
+    """:func:`collect_inputs` with where each file came from: resolved file -> (the source
+    argument that found it first, the file's path as found under it)."""
     root = exclude.resolve()
-    paths: list[Path] = []
+    found: dict[Path, tuple[Path, Path]] = {}
     for raw in sources:
         try:
-            found = expand_inputs([raw])
+            files = expand_inputs([raw])
         except InputError as e:
             report.fail(raw, str(e))
             continue
-        paths += [p.resolve() for p in found if root not in p.resolve().parents]
-    return list(dict.fromkeys(paths))
+        for f in files:
+            r = f.resolve()
+            if root not in r.parents and r not in found:
+                found[r] = (raw, f)
+    return found
 
 
 def count_stills(files: Iterable[Path], stride: int, max_frames: int | None) -> int:

@@ -93,6 +93,7 @@ from rich.markup import escape
 from facesr.cli._common import (
     BatchReport,
     FolderBusy,
+    collect_sourced_inputs,
     err,
     lock_folder,
     out,
@@ -118,7 +119,6 @@ from facesr.io import (
     MAX_PIXELS,
     InputError,
     atomic_write_text,
-    expand_inputs,
     image_size,
     iter_sources,
     kind_of,
@@ -189,19 +189,9 @@ def _placed(sources: list[Path], report: BatchReport, out_dir: Path
     its stem, or ``<stem>_<hash>`` for every input that would share a folder and a stem with
     another (its line says so). A source that does not exist or holds nothing usable is one
     failure."""
-    root = out_dir.resolve()
-    found: dict[Path, tuple[Path, str, str | None]] = {}
-    for raw in sources:
-        try:
-            files = expand_inputs([raw])
-        except InputError as e:
-            report.fail(raw, str(e))
-            continue
-        folder = raw.is_dir()
-        for f in files:
-            r = f.resolve()
-            if root not in r.parents and r not in found:
-                found[r] = (f.parent.relative_to(raw) if folder else Path(), f.stem, None)
+    found: dict[Path, tuple[Path, str, str | None]] = {
+        r: (f.parent.relative_to(raw) if raw.is_dir() else Path(), f.stem, None)
+        for r, (raw, f) in collect_sourced_inputs(sources, report, exclude=out_dir).items()}
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
     for r, (rel, stem, _) in found.items():
         groups[(str(rel).casefold(), stem.casefold())].append(r)
