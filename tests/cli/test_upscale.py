@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from facesr import imagemeta, provenance
 from facesr.cli import app
-from facesr.cli import upscale as upscale_cli
 from facesr.cli._common import source_tag
+from facesr.cli.upscale import command as upscale_cli
+from facesr.cli.upscale.upsampled import UPSAMPLED_DB
 from facesr.infer.detectors import Face
 from facesr.infer.pipeline import NOTICE, choose_mode
 from facesr.io import iter_video_frames, read_image_array, video_info, write_image
@@ -489,7 +490,7 @@ def test_an_upsampled_input_gets_one_warning_line_and_a_sharp_one_none(tmp_path,
     recs = _records(out)
     assert "looks_upsampled" not in recs["sharp.json"]["input"]
     looks = recs["blown_up.json"]["input"]["looks_upsampled"]
-    assert looks["factor"] == 4 and looks["roundtrip_psnr_db"]["2"] >= upscale_cli.UPSAMPLED_DB
+    assert looks["factor"] == 4 and looks["roundtrip_psnr_db"]["2"] >= UPSAMPLED_DB
     out2 = tmp_path / "out2"  # undone by --max-side: no warning
     r = _run(tmp_path / "in" / "blown_up.png", "-o", out2, "-n", nearest, "--mode", "face",
              "--max-side", "48")

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from facesr.cli import app
-from facesr.cli import upscale as upscale_cli
+from facesr.cli.upscale import batch as upscale_batch
+from facesr.cli.upscale import video as upscale_video
 from facesr.io import iter_video_frames, read_image_array, sha256_file, write_video
 
 runner = CliRunner()
@@ -104,7 +105,7 @@ def test_save_video_resumes_with_the_frames_a_failed_run_made(tmp_path, nearest,
     def disk_full(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(upscale_cli, "write_video", disk_full)
+    monkeypatch.setattr(upscale_video, "write_video", disk_full)
     r = _run(*args)
     assert r.exit_code == 1 and "No space left on device" in r.output, r.output
     assert len(list(out.glob(".*_x4.frames/0000*.png"))) == 3  # kept for the re-run
@@ -113,7 +114,7 @@ def test_save_video_resumes_with_the_frames_a_failed_run_made(tmp_path, nearest,
     def no_work(*_a, **_k):
         raise AssertionError("a frame was upscaled again")
 
-    monkeypatch.setattr(upscale_cli, "_process", no_work)
+    monkeypatch.setattr(upscale_batch, "_process", no_work)
     r = _run(*args)
     assert r.exit_code == 0 and "3 skipped" in r.output, r.output
     assert "no audio" in r.output

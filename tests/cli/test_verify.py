@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from facesr import imagemeta, provenance
 from facesr.cli import app
-from facesr.cli.upscale import _model_record
+from facesr.cli.upscale.model import _model_record
 from facesr.infer.pipeline import NOTICE
 from facesr.io import encode_image, write_image
 
