@@ -197,3 +197,20 @@ def test_color_loss_sees_a_tint_and_not_detail() -> None:
                                  l_lpips=0.0, l_color=2.0)
     assert "train/l_color" in stats
     assert abs(loss.item() - (stats["train/l_pix"] + 2.0 * stats["train/l_color"]).item()) < 1e-6
+
+
+def test_d_warmup_trains_only_the_discriminator_first(tiny: Tiny, pools: Pools,
+                                                      tmp_path: Path) -> None:
+    cfg = tiny("train.stage=gan", "train.iterations=3", "train.checkpoint_every=1",
+               "train.keep_checkpoints=5", "train.d_warmup=2")
+    logged: list[dict] = []
+    train(cfg, tmp_path / "run", pools=pools,
+          on_step=lambda done, total, scalars: logged.append(scalars))
+    ck = tmp_path / "run" / "ckpt"
+    g = [load_file(ck / f"00000000{i}" / "G.safetensors") for i in (1, 2, 3)]
+    d = [load_file(ck / f"00000000{i}" / "D.safetensors") for i in (1, 2)]
+    assert all(torch.equal(g[0][k], g[1][k]) for k in g[0])  # frozen while D warms up
+    assert any(not torch.equal(g[1][k], g[2][k]) for k in g[1])  # then it learns
+    assert any(not torch.equal(d[0][k], d[1][k]) for k in d[0] if k.endswith("weight"))
+    assert "train/l_g" not in logged[0] and "train/l_d" in logged[0]
+    assert "train/l_g" in logged[2]

@@ -184,6 +184,9 @@ class RunConfig:
     # GAN stage: stop when a validation's PSNR-Y falls more than this many dB below bicubic's
     # (the stage has collapsed: more training will not bring it back); null: never stop
     collapse_db: float | None = 3.0
+    # GAN stage: the first N iterations train the discriminator alone on the frozen generator,
+    # so that its first verdicts on a strong PSNR model are informed ones (0: off)
+    d_warmup: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch", "checkpoint_every", "keep_checkpoints", "val_every",
@@ -195,6 +198,8 @@ class RunConfig:
             raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
         if self.collapse_db is not None and self.collapse_db <= 0:
             raise ConfigError(f"train.collapse_db must be > 0 or null, got {self.collapse_db}")
+        if self.d_warmup < 0:
+            raise ConfigError(f"train.d_warmup must be >= 0, got {self.d_warmup}")
         if self.threads < 0:
             raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got "
                               f"{self.threads}")

@@ -363,7 +363,8 @@ def _restore(ckpt: Checkpoint, run_dir: Path, val_files: list[Path], n_items: in
 
 def train_step(st: TrainState, it: int) -> dict[str, Tensor]:
     """Iteration ``it`` (0-based): the generator step, the discriminator step (GAN stage) and
-    the EMA update.
+    the EMA update. In the GAN stage's first ``train.d_warmup`` iterations only the
+    discriminator learns (the generator runs without gradients, the EMA stays).
 
     Returns:
         The iteration's scalars (0-dim tensors, this process's; not synchronised).
@@ -376,24 +377,29 @@ def train_step(st: TrainState, it: int) -> dict[str, Tensor]:
     x = batch["lr"].to(st.device, non_blocking=True).contiguous(memory_format=st.mem)
     hr = batch["hr"].to(st.device, non_blocking=True).contiguous(memory_format=st.mem)
     gan, ws = st.gan, st.world.world_size
+    warmup = gan is not None and it < cfg.train.d_warmup  # D learns on a frozen G first
 
-    # generator step (D frozen and called unwrapped: it is not updated here)
-    if gan is not None:
-        gan.d.requires_grad_(False)
-    with st.autocast():
-        teacher_sr = None
-        if st.teacher is not None:
-            with torch.no_grad():
-                teacher_sr = st.teacher(x)
-        sr = st.g_train(x)
-        loss_g, stats = generator_loss(
-            sr, hr, d=gan.d if gan else None, lpips=gan.lpips if gan else None,
-            l_pix=w.l_pix, l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
-            teacher_sr=teacher_sr, l_teacher=w.l_teacher, l_color=w.l_color,
-            color_pool=w.color_pool)
-    norm = _optimizer_step(st.opt_g, loss_g, st.g, st.scaler, o.grad_clip)
-    if norm is not None:
-        stats["train/grad_norm_g"] = norm
+    if warmup:
+        with torch.no_grad(), st.autocast():
+            sr = st.g(x)
+        stats: dict[str, Tensor] = {}
+    else:  # generator step (D frozen and called unwrapped: it is not updated here)
+        if gan is not None:
+            gan.d.requires_grad_(False)
+        with st.autocast():
+            teacher_sr = None
+            if st.teacher is not None:
+                with torch.no_grad():
+                    teacher_sr = st.teacher(x)
+            sr = st.g_train(x)
+            loss_g, stats = generator_loss(
+                sr, hr, d=gan.d if gan else None, lpips=gan.lpips if gan else None,
+                l_pix=w.l_pix, l_adv=w.l_adv, l_lpips=w.l_lpips, world_size=ws,
+                teacher_sr=teacher_sr, l_teacher=w.l_teacher, l_color=w.l_color,
+                color_pool=w.color_pool)
+        norm = _optimizer_step(st.opt_g, loss_g, st.g, st.scaler, o.grad_clip)
+        if norm is not None:
+            stats["train/grad_norm_g"] = norm
 
     # discriminator step (relativistic average, one joint loss over real and fake)
     if gan is not None:
@@ -407,7 +413,7 @@ def train_step(st: TrainState, it: int) -> dict[str, Tensor]:
             d_stats["train/grad_norm_d"] = norm
         stats |= d_stats
     st.scaler.update()
-    if st.ema is not None:
+    if st.ema is not None and not warmup:
         ema_update(st.ema, st.g, ema_decay_at(it, cfg.train.ema_decay))
     st.items += cfg.train.batch
     return stats
