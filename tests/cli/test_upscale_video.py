@@ -205,3 +205,16 @@ def test_fps_needs_save_video(tmp_path, nearest, tiny_video):
     src = tiny_video(tmp_path / "clip.mp4", frames=2)
     r = _run(src, "--out", tmp_path / "out", "--model", nearest, "--fps", "10")
     assert r.exit_code == 2 and "--save-video" in r.output
+
+
+def test_verify_checks_the_video_against_its_record(tmp_path, nearest, tiny_video):
+    src = tiny_video(tmp_path / "clip.mp4", frames=4, audio=None)
+    out = tmp_path / "out"
+    assert _run(src, "--out", out, "--model", nearest, "--mode", "face",
+                "--save-video").exit_code == 0
+    (video,) = out.glob("*.mp4")
+    r = runner.invoke(app, ["verify", str(out)])
+    assert r.exit_code == 0 and "not checked" not in r.output, r.output
+    video.write_bytes(video.read_bytes() + b"x")
+    r = runner.invoke(app, ["verify", str(out)])
+    assert r.exit_code == 1 and f"{video.name}: changed" in r.output

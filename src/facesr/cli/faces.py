@@ -5,7 +5,12 @@ Layout of ``--out DIR``:
 - ``<stem>_<hash>_<k>.png`` (images) and ``<stem>_<hash>_f<frame>_<k>.png`` (video frames):
   crops with the margin, clipped to the frame; ``<hash>`` (8 hex digits of the source's
   resolved path) keeps names unique when two sources share a stem.
-- ``manifest.jsonl``: one record per crop (see :func:`_record`).
+- ``manifest.jsonl``: one record per crop (see :func:`_record`). In videos every record has a
+  ``track`` id (from 0 per source; :mod:`facesr.infer.tracks`): the same face across sampled
+  frames, surviving ``--max-gap`` sampled frames without a detection. Images have
+  ``track: null``. A resumed video first replays the tracker over the detections already in
+  the manifest for the frames before the one it continues from, so ids match an
+  uninterrupted run.
 - ``sources.jsonl``: one record per finished source, so a re-run skips it.
 - ``extract.json``: the settings; a re-run with other settings is refused (use --overwrite).
 """
@@ -33,6 +38,7 @@ from facesr.cli._common import (
     source_tag,
 )
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, Face, crop, expand_box, make_detector
+from facesr.infer.tracks import DEFAULT_MAX_GAP, FaceTracker
 from facesr.io import (
     InputError,
     append_jsonl,
@@ -56,11 +62,26 @@ def crop_name(source: Path, frame: int | None, k: int) -> str:
     return f"{source.stem}_{source_tag(source)}{part}_{k}.png"
 
 
+def _as_recorded(face: Face) -> Face:
+    """``face`` with the precision of its manifest record, so that the tracker sees the same
+    numbers on a fresh run and when a resumed run replays the manifest."""
+    lms = None if face.landmarks is None else tuple(
+        (round(x, 2), round(y, 2)) for x, y in face.landmarks)
+    return Face(*(round(v, 2) for v in face.box), round(face.score, 4), lms)
+
+
+def _from_record(r: dict) -> Face:
+    lms = r.get("landmarks")
+    return Face(*r["box"], r["score"], None if lms is None else tuple(map(tuple, lms)))
+
+
 def _record(source: Path, frame: int | None, image: np.ndarray, face: Face,
-            box: tuple[int, int, int, int], name: str, detector: str) -> dict:
+            box: tuple[int, int, int, int], name: str, detector: str,
+            track: int | None) -> dict:
     return {
         "source": str(source),
         "frame": frame,
+        "track": track,
         "image_size": [image.shape[1], image.shape[0]],
         "box": [round(v, 2) for v in face.box],
         "score": round(face.score, 4),
@@ -148,6 +169,9 @@ def extract(
     limit: Annotated[int | None, typer.Option(
         min=1, help="Use only the first N sources in input order (arguments as given, folders "
         "sorted).", show_default=False)] = None,
+    max_gap: Annotated[int, typer.Option(
+        min=0, help="Video face tracks survive this many sampled frames without a detection "
+        "(then a returning face gets a new track id).")] = DEFAULT_MAX_GAP,
     threads: ThreadsOption = None,
 ) -> None:
     """Detect faces in images, folders and videos and save crops with a JSONL manifest.
@@ -172,7 +196,7 @@ def extract(
         else str(detector_weights.resolve()), "min_size": min_size, "margin": margin,
         "stride": stride, "max_frames": max_frames,
         "score_threshold": getattr(det, "score_threshold", score_threshold),  # in effect
-        "upscale": upscale})
+        "upscale": upscale, "max_gap": max_gap})
 
     # inputs: one failure per bad path, never anything inside --out
     paths = collect_inputs(sources, report, exclude=out_dir)
@@ -185,9 +209,12 @@ def extract(
     records = read_jsonl(out_dir / MANIFEST)
     written = {r.get("crop") for r in records}
     last_frame: dict[str, int] = {}
+    recorded: dict[str, dict[int, list[Face]]] = {}  # source: frame: faces (for the tracker)
     for r in records:
         if r.get("frame") is not None:
             last_frame[r["source"]] = max(last_frame.get(r["source"], 0), int(r["frame"]))
+            recorded.setdefault(r["source"], {}).setdefault(int(r["frame"]), []).append(
+                _from_record(r))
 
     todo: list[tuple[Path, int]] = []
     for p in paths:
@@ -204,15 +231,22 @@ def extract(
         task = bar.add_task("faces", total=sum(n for _, n in todo), note="")
         for path, _ in todo:
             start = last_frame.get(str(path), 0)
+            before = recorded.get(str(path), {})
+            tracker = FaceTracker(max_gap=max_gap)
             found = 0
             try:
                 for frame, image in _frames(path, stride, max_frames):
                     bar.update(task, note=f"{path.name} {'' if frame is None else frame}")
                     if frame is not None and frame < start:  # done before an interruption
+                        tracker.update(frame, before.get(frame, []))  # replay for the ids
                         bar.advance(task)
                         continue
                     frames_seen += 1
-                    for k, face in enumerate(det.detect(image)):
+                    faces = det.detect(image)
+                    tracks: list[int | None] = [None] * len(faces)
+                    if frame is not None:
+                        tracks = list(tracker.update(frame, [_as_recorded(f) for f in faces]))
+                    for k, face in enumerate(faces):
                         found += 1
                         name = crop_name(path, frame, k)
                         if name in written:
@@ -220,7 +254,8 @@ def extract(
                         box = expand_box(face, margin, (image.shape[1], image.shape[0]))
                         write_image(out_dir / name, crop(image, box))
                         append_jsonl(out_dir / MANIFEST,
-                                     _record(path, frame, image, face, box, name, detector))
+                                     _record(path, frame, image, face, box, name, detector,
+                                             tracks[k]))
                         written.add(name)
                     bar.advance(task)
             except InputError as e:
