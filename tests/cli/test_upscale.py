@@ -526,3 +526,33 @@ def test_outscale_and_suffix_changes_need_overwrite_and_older_folders_resume(tmp
     assert not (old / "a.json").exists()  # kept under its old name
     r = _run(*args[:1], "-o", old, *args[3:], "--overwrite")
     assert r.exit_code == 0 and sorted(p.name for p in old.iterdir()) == ["a.json", "a_x4.png"]
+
+
+def test_sigterm_stops_like_ctrl_c_with_exit_143(nearest, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    rng = np.random.default_rng(1)
+    for i in range(400):
+        write_image(src / f"t{i:03d}.png", rng.random((24, 24, 3)))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from facesr.cli import main; main()", "upscale", str(src),
+           "--out", str(out), "--model", str(nearest), "--mode", "face", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.json"))) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    text = stderr.decode()
+    assert proc.returncode == 143, text
+    assert "interrupted (SIGTERM)" in text and "Traceback" not in text
+    assert not list(out.glob("*.part")) and not (out / ".facesr.lock").exists()
+    assert 3 <= len(list(out.glob("*.json"))) < 400

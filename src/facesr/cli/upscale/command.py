@@ -45,6 +45,7 @@ and the run's exit codes.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -257,6 +258,7 @@ def upscale(
         out.print(line, soft_wrap=True, markup=False)
         out.file.flush()
 
+    before = signal.signal(signal.SIGTERM, _on_sigterm)  # as Ctrl-C: stop, keep, say so
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with lock_folder(out_dir):
@@ -265,11 +267,12 @@ def upscale(
                           f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
             _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
                    save_frame=save_frame, fps=fps, places=places)
-    except KeyboardInterrupt:
-        err.print(f"interrupted: {report.done} still(s) done this run, {report.skipped} "
-                  f"skipped; finished work is kept: run the same command again to resume",
-                  soft_wrap=True, markup=False)
-        raise typer.Exit(code=130) from None
+    except (KeyboardInterrupt, _Terminated) as e:
+        signum = e.signum if isinstance(e, _Terminated) else signal.SIGINT
+        err.print(f"interrupted ({signal.Signals(signum).name}): {report.done} still(s) done "
+                  f"this run, {report.skipped} skipped; finished work is kept: run the same "
+                  "command again to resume", soft_wrap=True, markup=False)
+        raise typer.Exit(code=128 + signum) from None
     except FolderBusy as e:
         err.print(f"[red]error[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(code=1) from None
@@ -277,6 +280,8 @@ def upscale(
         what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
         report.fail(out_dir, f"{out_dir}: cannot use the output folder ({what})")
         report.left = sum(work.values()) - report.done - report.skipped
+    finally:
+        signal.signal(signal.SIGTERM, before)
     out.print(f"outputs and records in {out_dir}. {NOTICE}", soft_wrap=True)
     report.finish("images/frames")
 
@@ -302,3 +307,13 @@ def _nothing_to_do(sources: list[Path], out_dir: Path, report: BatchReport) -> N
         f" (files inside --out {out_dir} are outputs, never inputs)" if inside else "")),
         soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: the run stops as on Ctrl-C (finished stills kept), exit 143."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
