@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from facesr.infer.burst import BurstResult
     from facesr.infer.pipeline import FrameSR
 
-__all__ = ["upscale_face", "upscale_frame"]
+__all__ = ["upscale_burst", "upscale_face", "upscale_frame"]
 __version__ = "0.1.0"
 
 # sigma (input px) of the low-frequency colour lock applied to every model output, chosen on
@@ -102,6 +103,19 @@ def upscale_face(image: Any, model: Any = None, *, tile: int = 256, overlap: int
     out = torch.stack([_upscale_face(x, net, tile=tile, overlap=overlap, device=device,
                                      dtype=dtype, lock_colors=lock_colors) for x in batch])
     return from_batch(out, kind)
+
+
+def upscale_burst(crops: Any, *, reference: int = 0, model: Any = None,
+                  **kwargs: Any) -> BurstResult:
+    """Super-resolve ``crops[reference]`` x4 using crops of the same face from neighbouring
+    frames: sub-pixel registration (ECC), rejection of frames that do not register, robust
+    averaging, then the model. Float (3, H, W) tensors in [0, 1], all the same size; returns
+    a ``BurstResult`` (``.image`` (3, 4H, 4W), ``.used``, ``.rejected``, ``.scores``). Other
+    keywords (``min_score``, ``lock_colors``, ``device``, ...): see
+    :func:`facesr.infer.burst.upscale_burst`."""
+    from facesr.infer.burst import upscale_burst as _upscale_burst
+
+    return _upscale_burst(crops, reference=reference, model=model, **kwargs)
 
 
 def upscale_frame(image: Any, model: Any = None, *, detector: Any = None,

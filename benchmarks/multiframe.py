@@ -1,0 +1,106 @@
+"""Burst fusion vs single-frame x4 on synthetic bursts of sharp faces (issue 17).
+
+Every face (``--data``, default ../shared/data/faces_hq/ffhq512, resized to 256 px HR) becomes
+a burst of ``--frames`` LR crops: the HR face shifted by a random sub-pixel amount (frame 0,
+the reference, unshifted; up to +-1 LR px), Gaussian blur sigma 1.5 HR px, x4 bicubic down
+(64 px), Gaussian noise sigma 8/255, JPEG quality 40, each frame its own noise and JPEG.
+Methods, all scored against the reference's HR face (PSNR on Y, BT.601, 4 px border cropped):
+
+- ``bicubic``: the reference crop upscaled x4 bicubic;
+- ``single``: ``facesr.upscale_face`` of the reference crop;
+- ``burst-mean``: plain mean of the ECC-aligned crops (no rejection, no outlier clipping),
+  then the model: the first try of issue 17;
+- ``burst``: ``facesr.upscale_burst`` (ECC, rejection, robust mean, then the model).
+
+    python benchmarks/multiframe.py --faces 10 --frames 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import facesr
+from facesr.degrade.jpeg import jpeg_roundtrip
+from facesr.infer.burst import fuse
+from facesr.io import read_image
+from facesr.metrics.fullref import psnr
+from facesr.models import zoo
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces_hq" / "ffhq512"
+
+
+def burst(hr: np.ndarray, frames: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted."""
+    out = []
+    for i in range(frames):
+        dx, dy = (0.0, 0.0) if i == 0 else rng.uniform(-4, 4, 2)  # HR px
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        img = cv2.warpAffine(hr, m, (256, 256), flags=cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REFLECT101)
+        img = cv2.GaussianBlur(img, (0, 0), 1.5)
+        lr = cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC)
+        lr = lr + rng.normal(0, 8 / 255, lr.shape).astype(np.float32)
+        t = torch.from_numpy(np.ascontiguousarray(lr.clip(0, 1))).permute(2, 0, 1)
+        out.append(jpeg_roundtrip(t, 40))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--model", default=None, help="default: facesr-default (zoo default)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    name = args.model or zoo.default_model_name()
+    net = zoo.load(name)[0]
+    files = sorted(args.data.glob("*.png"))[: args.faces]
+    methods = ("bicubic", "single", "burst-mean", "burst")
+    scores: dict[str, list[float]] = {m: [] for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    ecc, rejected = [], 0
+    for f in files:
+        hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
+        crops = burst(hr.permute(1, 2, 0).numpy().copy(), args.frames, rng)
+        for m in methods:
+            t0 = time.perf_counter()
+            if m == "bicubic":
+                sr = F.interpolate(crops[0][None], scale_factor=4, mode="bicubic",
+                                   align_corners=False)[0].clamp(0, 1)
+            elif m == "single":
+                sr = facesr.upscale_face(crops[0], net)
+            elif m == "burst-mean":
+                fused = fuse(crops, 0, min_score=-1.0, clip=1e9)[0]
+                sr = facesr.upscale_face(fused, net)
+            else:
+                res = facesr.upscale_burst(crops, model=net)
+                sr = res.image
+                ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
+                rejected += len(res.rejected)
+            times[m].append(time.perf_counter() - t0)
+            scores[m].append(float(psnr(sr[None], hr[None], crop_border=4)[0]))
+    print(f"{len(files)} faces, {args.frames} frames, model {name}\n")
+    print("| method | PSNR-Y (dB) | vs single | time / face (s) |\n|---|---|---|---|")
+    single = statistics.mean(scores["single"])
+    for m in methods:
+        mean = statistics.mean(scores[m])
+        print(f"| {m} | {mean:.2f} | {mean - single:+.2f} | {statistics.mean(times[m]):.2f} |")
+    if ecc:
+        q = np.percentile(ecc, [0, 5, 50])
+        print(f"\nECC scores of non-reference frames: min {q[0]:.3f}, 5% {q[1]:.3f}, "
+              f"median {q[2]:.3f}; frames rejected: {rejected} of {len(ecc)}")
+
+
+if __name__ == "__main__":
+    main()
