@@ -10,9 +10,19 @@ Methods, all scored against the reference's HR face (PSNR on Y, BT.601, 4 px bor
 - ``single``: ``facesr.upscale_face`` of the reference crop;
 - ``burst-mean``: plain mean of the ECC-aligned crops (no rejection, no outlier clipping),
   then the model: the first try of issue 17;
-- ``burst``: ``facesr.upscale_burst`` (ECC, rejection, robust mean, then the model).
+- ``burst-refine0``: ``facesr.upscale_burst(refine=0)`` (ECC, rejection, robust mean, then
+  the model);
+- ``burst``: ``facesr.upscale_burst`` as it is by default (the above, then ``REFINE``
+  iterations of back-projection onto the used crops);
+- ``ibp``: ``burst-refine0``, then 1..``--ibp`` iterations of
+  ``facesr.infer.burst.back_project`` (``--step``, ``--sigma``, ``--down``), each scored
+  (``ibp1``..``ibpK``); the time of ``ibpK`` includes the model's.
+
+The last column counts the faces where a method beats ``burst-refine0`` (``burst`` when
+that is not run).
 
     python benchmarks/multiframe.py --faces 10 --frames 8
+    python benchmarks/multiframe.py --faces 10 --frames 8 --methods single,burst-refine0,ibp
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import torch.nn.functional as F
 
 import facesr
 from facesr.degrade.jpeg import jpeg_roundtrip
-from facesr.infer.burst import fuse
+from facesr.infer.burst import back_project, fuse
 from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
@@ -60,15 +70,26 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--model", default=None, help="default: facesr-default (zoo default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="bicubic,single,burst-mean,burst-refine0,burst",
+                    help="comma-separated subset of bicubic,single,burst-mean,burst-refine0,"
+                    "burst,ibp")
+    ap.add_argument("--ibp", type=int, default=5, help="ibp: back-projection iterations "
+                    "after upscale_burst, each scored (ibp1..ibpK)")
+    ap.add_argument("--step", type=float, default=0.5, help="ibp step size")
+    ap.add_argument("--sigma", type=float, default=1.5, help="ibp blur (HR px)")
+    ap.add_argument("--down", default="area", choices=("cubic", "area"), help="ibp downscale")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     name = args.model or zoo.default_model_name()
     net = zoo.load(name)[0]
     files = sorted(args.data.glob("*.png"))[: args.faces]
-    methods = ("bicubic", "single", "burst-mean", "burst")
-    scores: dict[str, list[float]] = {m: [] for m in methods}
-    times: dict[str, list[float]] = {m: [] for m in methods}
+    methods = tuple(args.methods.split(","))
+    names = [m for m in methods if m != "ibp"]
+    if "ibp" in methods:
+        names += [f"ibp{k}" for k in range(1, args.ibp + 1)]
+    scores: dict[str, list[float]] = {m: [] for m in names}
+    times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
     for f in files:
         hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
@@ -83,19 +104,40 @@ def main() -> None:
             elif m == "burst-mean":
                 fused = fuse(crops, 0, min_score=-1.0, clip=1e9)[0]
                 sr = facesr.upscale_face(fused, net)
-            else:
-                res = facesr.upscale_burst(crops, model=net)
+            elif m in ("burst", "burst-refine0"):
+                res = facesr.upscale_burst(crops, model=net,
+                                           **({"refine": 0} if m == "burst-refine0" else {}))
                 sr = res.image
-                ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
-                rejected += len(res.rejected)
+                if m == "burst":
+                    ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
+                    rejected += len(res.rejected)
+            elif m == "ibp":
+                res = facesr.upscale_burst(crops, model=net, refine=0)
+                t1 = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                outs = back_project(res.image, [crops[i] for i in res.used], res.warps,
+                                    iterations=args.ibp, step=args.step, sigma=args.sigma,
+                                    down=args.down)
+                per = (time.perf_counter() - t0) / args.ibp
+                for k, sr in enumerate(outs, 1):
+                    times[f"ibp{k}"].append(t1 + k * per)
+                    scores[f"ibp{k}"].append(float(psnr(sr[None], hr[None], crop_border=4)[0]))
+                continue
+            else:
+                raise SystemExit(f"unknown method {m}")
             times[m].append(time.perf_counter() - t0)
             scores[m].append(float(psnr(sr[None], hr[None], crop_border=4)[0]))
     print(f"{len(files)} faces, {args.frames} frames, model {name}\n")
-    print("| method | PSNR-Y (dB) | vs single | time / face (s) |\n|---|---|---|---|")
-    single = statistics.mean(scores["single"])
-    for m in methods:
+    base = "single" if "single" in scores else names[0]
+    single = statistics.mean(scores[base])
+    ref = next((m for m in ("burst-refine0", "burst") if m in scores), base)
+    print(f"| method | PSNR-Y (dB) | vs {base} | time / face (s) | faces better than {ref} |"
+          "\n|---|---|---|---|---|")
+    for m in names:
         mean = statistics.mean(scores[m])
-        print(f"| {m} | {mean:.2f} | {mean - single:+.2f} | {statistics.mean(times[m]):.2f} |")
+        wins = sum(a > b for a, b in zip(scores[m], scores[ref], strict=True))
+        print(f"| {m} | {mean:.2f} | {mean - single:+.2f} | {statistics.mean(times[m]):.2f} "
+              f"| {wins}/{len(files)} |")
     if ecc:
         q = np.percentile(ecc, [0, 5, 50])
         print(f"\nECC scores of non-reference frames: min {q[0]:.3f}, 5% {q[1]:.3f}, "

@@ -8,10 +8,13 @@ pre-blur), frames that do not register are rejected (ECC failure, correlation un
 occlusion, another face), the others are warped onto the reference grid (bicubic) and averaged
 robustly per pixel (values far from the per-pixel median, in units of the burst's robust noise
 scale, are left out; pixels a warp brings in from outside the crop too), and the fused crop goes
-through the single-frame pipeline (:func:`facesr.infer.pipeline.upscale_face`).
+through the single-frame pipeline (:func:`facesr.infer.pipeline.upscale_face`); its output is
+then refined by a few iterations of iterative back-projection onto all the used crops
+(:func:`back_project`, ``refine`` of :func:`upscale_burst`).
 
 The average is taken as ``reference + mean(aligned - reference)``, so a burst of identical
-crops fuses to exactly the reference and gives exactly the single-frame output.
+crops fuses to exactly the reference and gives exactly the single-frame output with
+``refine=0``.
 
 Images are float32 RGB tensors (3, H, W) in [0, 1], all crops the same size.
 """
@@ -34,6 +37,7 @@ MIN_SCORE = 0.9  # ECC correlation of the pre-blurred grey crops; see benchmarks
 MAX_ROTATION = 10.0  # degrees
 MAX_SCALE = 0.1  # |scale - 1| (affine motion only)
 MAX_SHIFT = 0.15  # fraction of the crop's shorter side
+REFINE = 3  # back-projection iterations of upscale_burst; see its docstring
 _MOTIONS = {"translation": cv2.MOTION_TRANSLATION, "euclidean": cv2.MOTION_EUCLIDEAN,
             "affine": cv2.MOTION_AFFINE}
 
@@ -43,13 +47,15 @@ class BurstResult:
     """``image``: the x4 of the reference crop (3, 4H, 4W); ``used``: indices of the crops that
     went into the fusion (the reference first); ``rejected``: (index, reason) per left-out
     crop; ``scores``: ECC correlation per crop (1.0 for the reference, None when ECC failed);
-    ``fused``: the fused LR crop (3, H, W) given to the network."""
+    ``fused``: the fused LR crop (3, H, W) given to the network; ``warps``: the LR-grid warp
+    (:func:`register`) of every used crop, in ``used``'s order."""
 
     image: Tensor
     used: list[int]
     rejected: list[tuple[int, str]]
     scores: list[float | None] = field(default_factory=list)
     fused: Tensor | None = None
+    warps: list[np.ndarray] = field(default_factory=list)
 
 
 def _grey(img: Tensor | np.ndarray) -> np.ndarray:
@@ -146,6 +152,16 @@ def fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: flo
         (fused crop (3, H, W) float32 in [0, 1], used indices (reference first), rejected
         (index, reason) pairs, ECC score per crop).
     """
+    fused, used, rejected, scores, _ = _fuse(crops, reference, min_score=min_score,
+                                             motion=motion, clip=clip)
+    return fused, used, rejected, scores
+
+
+def _fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: float = MIN_SCORE,
+          motion: str = "euclidean", clip: float = 6.0
+          ) -> tuple[Tensor, list[int], list[tuple[int, str]], list[float | None],
+                     list[np.ndarray]]:
+    """:func:`fuse`, plus the warp of every used crop (same order as ``used``)."""
     crops = list(crops)
     if not crops:
         raise ValueError("an empty burst")
@@ -159,6 +175,7 @@ def fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: flo
     used, rejected, scores = [reference], [], [None] * len(crops)
     scores[reference] = 1.0
     stack = [ref]
+    warps = [np.eye(2, 3, dtype=np.float32)]
     for i, crop in enumerate(crops):
         if i == reference:
             continue
@@ -178,9 +195,10 @@ def fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: flo
             rejected.append((i, f"implausible warp: {why}"))
             continue
         used.append(i)
+        warps.append(warp)
         stack.append(_warp(crop, warp))
     if len(stack) == 1:
-        return ref.clamp(0, 1), used, rejected, scores
+        return ref.clamp(0, 1), used, rejected, scores, warps
     x = torch.stack(stack)  # (n, 3, H, W), NaN outside the warped crops
     med = x.nanmedian(dim=0).values
     dev = (x - med).abs()
@@ -188,13 +206,60 @@ def fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: flo
     keep = torch.isfinite(x) & (dev <= clip * scale + 1e-6)
     diff = torch.where(keep, x - ref, torch.zeros(()))
     fused = ref + diff.sum(0) / keep.sum(0).clamp_min(1)
-    return fused.clamp(0, 1), used, rejected, scores
+    return fused.clamp(0, 1), used, rejected, scores, warps
+
+
+def _hr_warp(warp: np.ndarray, scale: int) -> np.ndarray:
+    """An LR-grid warp (:func:`register`) on the x``scale`` grid (pixel centres: X = s u +
+    (s - 1) / 2)."""
+    a, t = warp[:, :2].astype(np.float64), warp[:, 2].astype(np.float64)
+    c = (scale - 1) / 2
+    return np.concatenate([a, (scale * t + c - a @ [c, c])[:, None]], 1).astype(np.float32)
+
+
+def back_project(image: Tensor, crops: Sequence[Tensor], warps: Sequence[np.ndarray], *,
+                 iterations: int = 3, step: float = 0.5, sigma: float = 1.5,
+                 down: str = "area", scale: int = 4) -> list[Tensor]:
+    """Iterative back-projection (Irani & Peleg) of an x``scale`` estimate onto its LR frames.
+
+    Every iteration simulates each LR crop from the estimate (warp by the crop's HR warp,
+    Gaussian blur ``sigma`` HR px, downscale: ``cubic`` or ``area``), takes the residual
+    observed - simulated, upsamples it bicubic, blurs it by ``sigma``, warps it back onto the
+    reference grid and adds ``step`` x the mean over the crops (only where a crop covers).
+
+    Returns the estimate after each iteration (``iterations`` tensors (3, sH, sW) in [0, 1]).
+    """
+    x = image.detach().float().cpu().permute(1, 2, 0).numpy().copy()
+    hh, ww = x.shape[:2]
+    obs = [c.detach().float().cpu().permute(1, 2, 0).numpy() for c in crops]
+    hws = [_hr_warp(w, scale) for w in warps]
+    interp = cv2.INTER_CUBIC if down == "cubic" else cv2.INTER_AREA
+    h, w = obs[0].shape[:2]
+    ones = np.ones((hh, ww), np.float32)
+    out = []
+    for _ in range(iterations):
+        acc = np.zeros_like(x)
+        wsum = np.zeros((hh, ww), np.float32)
+        for o, m in zip(obs, hws, strict=True):
+            sim = cv2.warpAffine(x, m, (ww, hh), flags=cv2.INTER_CUBIC,
+                                 borderMode=cv2.BORDER_REFLECT101)
+            sim = cv2.GaussianBlur(sim, (0, 0), sigma)
+            sim = cv2.resize(sim, (w, h), interpolation=interp)
+            r = cv2.resize(o - sim, (ww, hh), interpolation=cv2.INTER_CUBIC)
+            r = cv2.GaussianBlur(r, (0, 0), sigma)
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            acc += cv2.warpAffine(r, m, (ww, hh), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+            wsum += cv2.warpAffine(ones, m, (ww, hh), flags=flags,
+                                   borderMode=cv2.BORDER_CONSTANT)
+        x = np.clip(x + step * acc / np.maximum(wsum, 1e-3)[..., None], 0, 1)
+        out.append(torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1))
+    return out
 
 
 def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model: Any = None,
                   min_score: float = MIN_SCORE, motion: str = "euclidean",
                   lock_colors: float | None = COLOR_LOCK, tile: int = 256, overlap: int = 16,
-                  device: Any = "cpu", dtype: Any = None) -> BurstResult:
+                  device: Any = "cpu", dtype: Any = None, refine: int = REFINE) -> BurstResult:
     """x4 of ``crops[reference]`` using all the crops: :func:`fuse`, then the SR model.
 
     Args:
@@ -205,6 +270,15 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
         min_score, motion: see :func:`fuse`.
         lock_colors, tile, overlap, device, dtype: as in :func:`facesr.upscale_face`; the
             colour lock takes the fused crop's low frequencies.
+        refine: iterations of :func:`back_project` (step 0.5, Gaussian sigma 1.5 HR px, area
+            downscale) of the model's output onto the used crops; 0: none. Skipped when only
+            the reference is used (one frame: back-projection puts its noise and JPEG back,
+            -0.09 / -0.24 dB after 2 / 3 iterations). With refine on, N identical copies no
+            longer give the single-frame output (they back-project like one frame); with
+            ``refine=0`` they do exactly. On benchmarks/multiframe.py (10 faces, PSNR-Y vs
+            refine=0) 1 / 2 / 3 / 4 / 5 iterations gave +0.29 / +0.42 / +0.47 / +0.48 /
+            +0.48 dB with 8 frames (better on 10/10 faces), +0.68 dB at 3 with 2 frames and
+            +0.38 dB with 4; ~0.03 s per iteration for 8 crops of 64 px.
 
     Returns:
         :class:`BurstResult`; ``.image`` float32 (3, 4H, 4W) in [0, 1].
@@ -212,8 +286,13 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
     from facesr import _model
     from facesr.infer.pipeline import upscale_face
 
-    fused, used, rejected, scores = fuse(crops, reference, min_score=min_score, motion=motion)
+    crops = list(crops)
+    fused, used, rejected, scores, warps = _fuse(crops, reference, min_score=min_score,
+                                                 motion=motion)
     net, dtype = _model(model, device, dtype)
     image = upscale_face(fused.to(device), net, tile=tile, overlap=overlap, device=device,
                          dtype=dtype, lock_colors=lock_colors)
-    return BurstResult(image, used, rejected, scores, fused)
+    if refine and len(used) > 1:
+        image = back_project(image, [crops[i] for i in used], warps,
+                             iterations=refine)[-1].to(image)
+    return BurstResult(image, used, rejected, scores, fused, warps)
