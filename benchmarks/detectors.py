@@ -41,6 +41,7 @@ import numpy as np
 
 from facesr.infer.detectors import package_file
 from facesr.infer.faces import DETECTORS, Face, FaceDetector, make_detector
+from facesr.infer.tracks import iou as box_iou
 from facesr.io import (
     iter_video_frames,
     kind_of,
@@ -144,10 +145,7 @@ def load_sources(data: Path, stride: int, min_samples: int) -> dict[str, list[np
 
 
 def iou(a: Face, b: Face) -> float:
-    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
-    return inter / (a.w * a.h + b.w * b.h - inter + 1e-9)
+    return box_iou((a.x, a.y, a.w, a.h), (b.x, b.y, b.w, b.h))
 
 
 def annotate(frame: np.ndarray, faces: list[Face], path: Path) -> None:

@@ -192,6 +192,14 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights of R, G, B
+
+
+def luma(arr: np.ndarray) -> np.ndarray:
+    """float RGB HWC -> float32 (H, W) BT.601 luma (same scale as the input)."""
+    return np.ascontiguousarray(arr, dtype=np.float32) @ LUMA
+
+
 def rgb_to_bgr_uint8(arr: np.ndarray) -> np.ndarray:
     """float RGB HWC in [0, 1] -> uint8 BGR HWC, as OpenCV's detectors want."""
     return np.ascontiguousarray(to_uint8(arr)[..., ::-1])

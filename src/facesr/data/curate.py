@@ -63,6 +63,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from facesr.io import LUMA
+
 WORK_SIZE = 128  # short side of the working size (px)
 CENTRE = 0.6  # fraction of each side used for sharpness
 NOISE_BLOCK = 16  # block side for noise estimation (native px)
@@ -71,7 +73,6 @@ CHROMA_BINS = 16  # lightness bins for chroma
 JPEG_GRID = 8
 REASONS = ("small", "grey", "soft", "noisy", "blocky")  # keep()'s reasons, in order
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -106,7 +107,7 @@ def _check(img: np.ndarray) -> None:
 
 
 def _luma255(img: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(img, dtype=np.float32) @ (_LUMA * 255.0)
+    return np.ascontiguousarray(img, dtype=np.float32) @ (LUMA * 255.0)
 
 
 def _to_work_size(plane: np.ndarray) -> np.ndarray:

@@ -41,15 +41,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesr.io import atomic_write_bytes, read_image_array
+from facesr.io import atomic_write_bytes, luma, read_image_array
 
 log = logging.getLogger(__name__)
 
 SIDE = 16  # signature thumbnail side (px)
 DUPLICATE_DISTANCE = 0.04  # signatures closer than this are near-duplicates
 CHUNK = 1024  # side of the blocks of the pairwise comparison
-
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def signature(img: np.ndarray) -> np.ndarray:
@@ -59,7 +57,7 @@ def signature(img: np.ndarray) -> np.ndarray:
     """
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an RGB HWC image, got shape {img.shape}")
-    y = np.ascontiguousarray(img, dtype=np.float32) @ _LUMA
+    y = luma(img)
     t = cv2.resize(y, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float64).ravel()
     t -= t.mean()
     norm = np.linalg.norm(t)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from facesr import COLOR_LOCK
+from facesr.io import luma
 
 MIN_SCORE = 0.9  # ECC correlation of the pre-blurred grey crops; see benchmarks/multiframe.py
 MAX_ROTATION = 10.0  # degrees
@@ -63,10 +64,7 @@ def _grey(img: Tensor | np.ndarray) -> np.ndarray:
     if isinstance(img, Tensor):
         img = img.detach().float().cpu().permute(1, 2, 0).numpy() if img.ndim == 3 \
             else img.detach().float().cpu().numpy()
-    img = np.asarray(img, np.float32)
-    if img.ndim == 3:
-        img = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.ascontiguousarray(img, np.float32)
+    return luma(img) if np.ndim(img) == 3 else np.ascontiguousarray(img, np.float32)
 
 
 def register(ref: Tensor | np.ndarray, img: Tensor | np.ndarray, *, motion: str = "euclidean",

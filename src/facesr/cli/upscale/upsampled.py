@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facesr.cli._common import err
+from facesr.io import luma
 
 UPSAMPLED_DB = 45.0  # a x2 down-and-up round trip changes an upsampled input by less than this
 UPSAMPLED_MIN_SIDE = 128  # inputs whose longer side is at most this are not measured
@@ -38,8 +39,7 @@ def upsampled_factor(arr: np.ndarray) -> tuple[int, dict[int, float]]:
         return 1, {}
     top, left = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
     rgb = arr[top:top + 1024, left:left + 1024]
-    y = np.ascontiguousarray(rgb @ np.array([0.299, 0.587, 0.114], np.float32),
-                             dtype=np.float32)
+    y = luma(rgb)
     h, w = y.shape
     measured: dict[int, float] = {}
     for k in _FACTORS:
