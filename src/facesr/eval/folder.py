@@ -9,7 +9,6 @@ Unlike the rest of :mod:`facesr.eval`, this module writes files: images under
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,15 +26,11 @@ class FolderConflict(ValueError):
 
 
 def versions() -> dict:
-    """Versions of facesr, Python and the libraries that shape the numbers."""
-    import cv2
-    import numpy
-    import torch
+    """Versions of facesr, Python and the libraries that shape the numbers (the ones every
+    upscale record holds: :mod:`facesr.provenance`)."""
+    from facesr.provenance import facesr_version, library_versions
 
-    import facesr
-
-    return {"facesr": facesr.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": numpy.__version__, "opencv": cv2.__version__}
+    return {"facesr": facesr_version(), **library_versions()}
 
 
 def history(run_file: Path) -> list:
