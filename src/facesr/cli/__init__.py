@@ -8,6 +8,7 @@ import cv2
 import typer
 
 from facesr.cli import (
+    adapt,
     curate,
     demo,
     evaluate,
@@ -88,6 +89,7 @@ app.command("verify")(verify.verify)
 app.command("pairs")(pairs.pairs)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
+app.command("adapt")(adapt.adapt)
 
 
 def main() -> None:

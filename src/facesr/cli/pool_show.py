@@ -27,12 +27,9 @@ from rich.table import Table
 
 from facesr.cli._common import err, out
 from facesr.degrade.kernels import principal_widths
-from facesr.degrade.pools import KernelPool, NoisePool, PoolError, load_pool
+from facesr.degrade.pools import KernelPool, NoisePool, PoolError, load_pool, pool_picture
 from facesr.io import IMAGE_EXTS, write_image
 
-ZOOM = 4  # picture: every kernel / patch pixel becomes ZOOM x ZOOM
-GAP = 2  # px between tiles
-GAP_RGB = (0.15, 0.25, 0.55)  # a colour neither a kernel (grey on black) nor noise (grey) has
 RECORD_KEYS = ("iters", "seed")  # per-kernel settings shown as columns when records have them
 
 
@@ -62,13 +59,9 @@ def show(
     if picture.resolve() == file.resolve():
         err.print(f"{picture} is the pool itself; choose another --picture")
         raise typer.Exit(2)
-    if isinstance(pool, KernelPool):
-        what, tiles = "kernels", [_kernel_tile(k) for k in pool.kernels[:max_tiles].numpy()]
-    else:
-        what, tiles = "patches", [np.clip(np.nan_to_num(128 / 255 + p.transpose(1, 2, 0)), 0, 1)
-                                  for p in pool.patches[:max_tiles].numpy()]
+    what = "kernels" if isinstance(pool, KernelPool) else "patches"
     try:
-        write_image(picture, _grid(tiles))
+        write_image(picture, pool_picture(pool, max_tiles))
     except (OSError, ValueError) as e:
         err.print(f"cannot write the picture: {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -157,24 +150,3 @@ def _show_noise(path: Path, pool: NoisePool) -> None:
     if unknown:
         table.add_row("(no source record)", "-", "-", str(unknown))
     out.print(table)
-
-
-def _kernel_tile(k: np.ndarray) -> np.ndarray:
-    peak = float(k.max())
-    g = np.clip(k / peak, 0, 1) if peak > 0 and math.isfinite(peak) else np.zeros_like(k)
-    return np.repeat(np.nan_to_num(g)[..., None], 3, axis=2)
-
-
-def _grid(tiles: list[np.ndarray]) -> np.ndarray:
-    """Tiles (h, w, 3) in [0, 1], enlarged ZOOM x with nearest-neighbour, in a near-square
-    grid (row-major) with GAP px between and around them. Shape: -> (H, W, 3) float32."""
-    h, w = tiles[0].shape[:2]
-    th, tw = h * ZOOM, w * ZOOM
-    cols = math.ceil(math.sqrt(len(tiles)))
-    rows = math.ceil(len(tiles) / cols)
-    img = np.empty((rows * (th + GAP) + GAP, cols * (tw + GAP) + GAP, 3), np.float32)
-    img[:] = GAP_RGB
-    for i, t in enumerate(tiles):
-        y, x = GAP + (i // cols) * (th + GAP), GAP + (i % cols) * (tw + GAP)
-        img[y:y + th, x:x + tw] = np.repeat(np.repeat(t, ZOOM, axis=0), ZOOM, axis=1)
-    return img

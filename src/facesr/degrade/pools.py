@@ -11,10 +11,12 @@ apart by the format name in the metadata (the tensors are read only after that m
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
@@ -25,6 +27,9 @@ from facesr.io import atomic_write_bytes
 KERNEL_POOL_FORMAT = "facesr.kernel_pool"
 NOISE_POOL_FORMAT = "facesr.noise_pool"
 POOL_VERSION = "1"
+ZOOM = 4  # picture: every kernel / patch pixel becomes ZOOM x ZOOM
+GAP = 2  # px between tiles
+GAP_RGB = (0.15, 0.25, 0.55)  # a colour neither a kernel (grey on black) nor noise (grey) has
 
 
 class PoolError(ValueError):
@@ -191,3 +196,36 @@ def _sources(path: str | os.PathLike, meta: dict) -> list[dict]:
 
 def _settings(path: str | os.PathLike, meta: dict) -> dict:
     return _json(path, meta, "settings", "{}", dict)
+
+
+def pool_picture(pool: KernelPool | NoisePool, max_tiles: int = 400) -> np.ndarray:
+    """The first ``max_tiles`` kernels (each scaled to its peak, white on black) or noise
+    patches (on mid-grey) of a pool as one grid image. Shape: -> (H, W, 3) float32 in [0, 1].
+    """
+    if isinstance(pool, KernelPool):
+        tiles = [_kernel_tile(k) for k in pool.kernels[:max_tiles].numpy()]
+    else:
+        tiles = [np.clip(np.nan_to_num(128 / 255 + p.transpose(1, 2, 0)), 0, 1)
+                 for p in pool.patches[:max_tiles].numpy()]
+    return _grid(tiles)
+
+
+def _kernel_tile(k: np.ndarray) -> np.ndarray:
+    peak = float(k.max())
+    g = np.clip(k / peak, 0, 1) if peak > 0 and math.isfinite(peak) else np.zeros_like(k)
+    return np.repeat(np.nan_to_num(g)[..., None], 3, axis=2)
+
+
+def _grid(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles (h, w, 3) in [0, 1], enlarged ZOOM x with nearest-neighbour, in a near-square
+    grid (row-major) with GAP px between and around them. Shape: -> (H, W, 3) float32."""
+    h, w = tiles[0].shape[:2]
+    th, tw = h * ZOOM, w * ZOOM
+    cols = math.ceil(math.sqrt(len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    img = np.empty((rows * (th + GAP) + GAP, cols * (tw + GAP) + GAP, 3), np.float32)
+    img[:] = GAP_RGB
+    for i, t in enumerate(tiles):
+        y, x = GAP + (i // cols) * (th + GAP), GAP + (i % cols) * (tw + GAP)
+        img[y:y + th, x:x + tw] = np.repeat(np.repeat(t, ZOOM, axis=0), ZOOM, axis=1)
+    return img

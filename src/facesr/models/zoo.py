@@ -180,6 +180,8 @@ def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
         hint = f"; did you mean {close[0]}?" if close else ""
         raise FileNotFoundError(f"{path}: no such model file, and not a model name (choose from "
                                 f"{', '.join(MODELS)}){hint}")
+    if path.is_dir():
+        return _load_camera(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         raise ValueError(f"{path}: ONNX files run with the onnx backend (--backend onnx)")
@@ -192,3 +194,23 @@ def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
     files, digest = _hashes([path])
     model = weights.model()
     return model, ModelInfo(path.name, "RRDBNet", model.arch(), files, digest, source)
+
+
+def _load_camera(path: Path) -> tuple[RRDBNet, ModelInfo]:
+    """A camera folder of ``facesr adapt``: its ``model.safetensors``, named after the folder,
+    with the profile (folder and ``camera.json``'s SHA-256) in ``source``."""
+    camera = path / "camera.json"
+    weights = path / "model.safetensors"
+    if not camera.is_file():
+        raise FileNotFoundError(f"{path}: a folder, not a model file nor a camera profile of "
+                                "facesr adapt (no camera.json)")
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path}: this camera profile has no model.safetensors yet; "
+                                "run its facesr adapt command again to finish it")
+    model, info = _load_path(weights)
+    source = (f"camera profile {path.resolve()} (facesr adapt; camera.json sha256 "
+              f"{sha256_file(camera)}); {info.source}")
+    return model, ModelInfo(f"camera:{path.resolve().name}", info.architecture, info.arch,
+                            info.files, info.sha256, source,
+                            "facesr adapt: the base model fine-tuned to this camera's kernels "
+                            "and noise")

@@ -532,11 +532,11 @@ class Bookkeeping:
                         config_yaml=self.config_yaml, stage=t.stage, keep=t.keep_checkpoints)
         self.saved_at = done
 
-    def finish(self, st: TrainState) -> None:
-        """Close the logs; export the generator as ``RUN/model.safetensors``."""
+    def finish(self, st: TrainState, final: int) -> None:
+        """Close the logs; export the generator (after iteration ``final``) as
+        ``RUN/model.safetensors``."""
         self.runlog.close()
         t = st.cfg.train
-        final = max(st.start, t.iterations)
         export_generator(st.run_dir / "model.safetensors", st.model,
                          config_yaml=self.config_yaml, stage=t.stage, iteration=final,
                          source=f"facesr train {t.stage}, iteration {final}, "
@@ -597,7 +597,8 @@ class _StopSignals:
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
           pools: Pools | None = None, world: World = World(),
           on_step: StepCallback | None = None,
-          on_start: Callable[[str], None] | None = None) -> dict:
+          on_start: Callable[[str], None] | None = None,
+          stop_when: Callable[[int], bool] | None = None) -> dict:
     """Train (or resume) one stage; writes checkpoints, metrics and images under ``run_dir``.
 
     Applies the run's torch settings first (:func:`apply_runtime`: ``train.threads``, TF32).
@@ -617,6 +618,10 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
             total, the scalars logged at this iteration or None); raising stops the run.
         on_start: called on the main process once the data is split, with a line that says
             how many HQ files were held out for validation and trained on.
+        stop_when: called in a single process after every iteration with the iterations
+            done; when it returns True the run ends there as if ``train.iterations`` had been
+            reached (checkpoint, ``model.safetensors``): a budget in time (``facesr adapt
+            --minutes``). Resuming continues from that checkpoint.
 
     Returns:
         ``{"iteration", "run_dir", "last": last logged scalars, "val": last validation}``.
@@ -631,8 +636,15 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         on_start(st.split_note)
     book = Bookkeeping(st) if world.main else None
     t = cfg.train
+    done = max(st.start, t.iterations)
     with _StopSignals(world.world_size == 1) as stop:
         for it in range(st.start, t.iterations):
+            if stop_when is not None and world.world_size == 1 and it > st.start \
+                    and stop_when(it):
+                done = it
+                if book is not None and book.saved_at != it:
+                    book.checkpoint(st, it)
+                break
             stats = train_step(st, it)
             if book is not None:
                 logged = book.after_step(st, it + 1, stats)
@@ -656,6 +668,6 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                 book.runlog.close()
                 raise Interrupted(stop.signum, it + 1, st.run_dir)
     if book is not None:
-        book.finish(st)
-    return {"iteration": max(st.start, cfg.train.iterations), "run_dir": str(st.run_dir),
+        book.finish(st, done)
+    return {"iteration": done, "run_dir": str(st.run_dir),
             "last": book.last if book else {}, "val": book.last_val if book else {}}

@@ -1,0 +1,305 @@
+"""Run ``facesr adapt`` step by step, resumable, and keep ``camera.json``.
+
+Steps, in order; each one's result is a file in the camera folder and an entry in
+``camera.json``'s ``steps``, written as soon as it is done, so a re-run (after Ctrl-C, a crash
+or a power cut) skips what is done and continues the rest:
+
+1. ``sample``: the stills (``footage.sample``);
+2. ``kernels``: the kernel pool (itself resumable kernel by kernel);
+3. ``noise``: the noise pool, thresholds relaxed as needed;
+4. ``train``: the fine-tuning run, resumed from its last checkpoint for what is left of the
+   budget; ``model.safetensors`` is copied out when the budget is spent;
+5. ``report``: the synthetic check, the real faces, ``report.json`` and ``report.html``
+   (remade on every run that trained further).
+
+A re-run must describe the same camera: the same footage (paths and SHA-256), target faces,
+base model, seed and kernel settings; a difference is refused, naming it (choose another
+``--out``). The budget (``--minutes``, ``--iterations``) may change: a larger one continues the
+training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facesr.adapt import CAMERA_FORMAT, CAMERA_VERSION, check, finetune, footage, profile
+from facesr.adapt import report as report_mod
+from facesr.data.inputs import hq_files
+from facesr.degrade.degradation import Pools
+from facesr.degrade.pools import KernelPool, NoisePool
+from facesr.io import atomic_write_text, expand_inputs, sha256_file
+from facesr.provenance import facesr_version, git_info, library_versions, utc_now
+
+FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's default --hq
+
+
+class AdaptError(ValueError):
+    """A camera folder or input that cannot be used (the message says which and why)."""
+
+
+@dataclass
+class Settings:
+    """What makes a camera profile what it is (compared on resume) and the budget (not)."""
+
+    footage: list[Path]
+    out: Path
+    hq: list[Path] = field(default_factory=list)  # empty: default_faces()
+    base: str = "facesr-default"
+    minutes: float | None = 30.0
+    iterations: int | None = None
+    kernel_stills: int = 6
+    candidates: int = 48
+    iters: int = 3000
+    jobs: int | None = None  # parallel KernelGAN runs (None: one per free core)
+    threads: int = 1  # training threads
+    seed: int = 0
+    detector: str | None = None
+    weights: Path | None = None  # metric weights (LPIPS, NIQE) for the report
+
+    def profile_keys(self) -> dict:
+        return {"base": self.base, "kernel_stills": self.kernel_stills,
+                "candidates": self.candidates, "iters": self.iters, "seed": self.seed}
+
+
+def default_faces() -> list[Path]:
+    """Clean target faces when ``--hq`` is not given: ``$FACESR_FACES``, else (in a checkout
+    with ``../shared`` beside it) the neutral London set and the Canada set of
+    ``../shared/data/faces_hq`` (one photo per person: 142 sharp faces).
+
+    Raises:
+        AdaptError: none found.
+    """
+    env = os.environ.get(FACES_ENV)
+    if env:
+        files = hq_files([env])
+        if not files:
+            raise AdaptError(f"${FACES_ENV}={env}: no face images there")
+        return files
+    from facesr.provenance import checkout_root
+
+    root = checkout_root()
+    shared = root.parent / "shared" / "data" / "faces_hq" if root else None
+    if shared is not None and shared.is_dir():
+        files = sorted((shared / "london512").glob("n_*.jpg")) + \
+            sorted((shared / "canada512").glob("*.jpg"))
+        if files:
+            return files
+    raise AdaptError(f"no clean target faces: give --hq (face images, folders or .txt lists; "
+                     f"sharp, at least 128 px) or set ${FACES_ENV}")
+
+
+def _inputs(files: Sequence[Path]) -> list[dict]:
+    return [{"path": str(f), "bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            for f in files]
+
+
+def _list_digest(files: Sequence[Path]) -> str:
+    return hashlib.sha256("".join(f"{f}\n" for f in files).encode()).hexdigest()
+
+
+class Camera:
+    """One camera folder and its ``camera.json``."""
+
+    def __init__(self, s: Settings, say: Callable[[str], None]) -> None:
+        self.s, self.say = s, say
+        self.dir = s.out
+        self.path = s.out / "camera.json"
+        self.state: dict = {}
+
+    # ----------------------------------------------------------------- camera.json
+    def open(self) -> None:
+        s = self.s
+        files = expand_inputs(s.footage)
+        if not files:
+            raise AdaptError("no footage: the sources hold no image or video file")
+        faces = hq_files(s.hq) if s.hq else default_faces()
+        if len(faces) < finetune.HELD_OUT + 8:
+            raise AdaptError(f"only {len(faces)} clean faces: give at least "
+                             f"{finetune.HELD_OUT + 8} (--hq); {finetune.HELD_OUT} are held "
+                             "out for the check")
+        self.faces = faces
+        inputs = _inputs(files)
+        want = {"footage": inputs, "faces": {"count": len(faces),
+                                             "list_sha256": _list_digest(faces)},
+                "profile": s.profile_keys()}
+        if self.path.is_file():
+            try:
+                self.state = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise AdaptError(f"{self.path}: unreadable ({e}); choose another --out") from e
+            if self.state.get("format") != CAMERA_FORMAT:
+                raise AdaptError(f"{self.path}: not a facesr camera file")
+            diffs = []
+            old_in = {(i["path"], i["sha256"]) for i in self.state.get("footage", [])}
+            new_in = {(i["path"], i["sha256"]) for i in inputs}
+            if old_in != new_in:
+                diffs.append("the footage (paths or contents) differs")
+            if self.state.get("faces") != want["faces"]:
+                diffs.append("the target faces (--hq) differ")
+            for k, v in want["profile"].items():
+                if self.state.get("profile", {}).get(k) != v:
+                    diffs.append(f"{k}: {self.state.get('profile', {}).get(k)} -> {v}")
+            if diffs:
+                raise AdaptError(f"{self.dir} holds another camera profile ("
+                                 + "; ".join(diffs) + "): choose another --out")
+            self.say(f"resuming {self.dir}: done so far: "
+                     + (", ".join(self.state.get("steps", {})) or "nothing"))
+        else:
+            if self.dir.exists() and any(self.dir.iterdir()):
+                raise AdaptError(f"{self.dir} exists and is not a camera folder (no "
+                                 "camera.json): choose an empty or new --out")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.state = {"format": CAMERA_FORMAT, "version": CAMERA_VERSION,
+                          "created_utc": utc_now(), **want, "steps": {}}
+        atomic_write_text(self.dir / "faces.txt", "".join(f"{f.resolve()}\n" for f in faces))
+        self.save()
+
+    def save(self) -> None:
+        self.state["updated_utc"] = utc_now()
+        self.state["software"] = {"facesr": facesr_version(), "git": git_info(),
+                                  "libraries": library_versions()}
+        self.state["budget"] = {"minutes": self.s.minutes, "iterations": self.s.iterations,
+                                "threads": self.s.threads}
+        atomic_write_text(self.path, json.dumps(self.state, indent=2) + "\n")
+
+    def done(self, step: str) -> dict | None:
+        return self.state.get("steps", {}).get(step)
+
+    def mark(self, step: str, info: dict) -> None:
+        self.state.setdefault("steps", {})[step] = info
+        self.save()
+
+    # ----------------------------------------------------------------- the steps
+    def run(self, progress: Callable[[str, int, int], None] | None = None) -> dict:
+        """All steps; returns the report (``report.json``'s content)."""
+        s, prog = self.s, progress or (lambda *a: None)
+        self.open()
+        t0 = time.perf_counter()
+        sampled = footage.sample(s.footage, kernel_stills=s.kernel_stills,
+                                 candidates=s.candidates)
+        for line in sampled.errors:
+            self.say(f"skipped: {line}")
+        if not sampled.noise_stills:
+            raise AdaptError("no readable still in the footage: " + "; ".join(sampled.errors))
+        if not sampled.kernel_stills:
+            raise AdaptError("no still of the footage has enough detail to estimate a blur "
+                             f"kernel from (all under {footage.FLAT_GRADIENT} levels/px, or "
+                             "near-duplicates): give footage with texture (a lit scene)")
+        self.mark("sample", {"kernel_stills": [x.key for x in sampled.kernel_stills],
+                             "noise_stills": len(sampled.noise_stills), "log": sampled.log,
+                             "errors": sampled.errors,
+                             "seconds": round(time.perf_counter() - t0, 1)})
+        self.say(f"{len(sampled.noise_stills)} stills sampled; {len(sampled.kernel_stills)} "
+                 "for kernels")
+
+        kpath = self.dir / "kernels.safetensors"
+        if not (self.done("kernels") and kpath.is_file()):
+            t0 = time.perf_counter()
+            jobs = s.jobs or max(1, min(len(sampled.kernel_stills), os.cpu_count() or 1))
+            pool = profile.estimate_kernels(
+                sampled.kernel_stills, kpath, iters=s.iters, seed=s.seed, jobs=jobs,
+                progress=lambda d, n: prog("kernels", d, n))
+            self.mark("kernels", {"file": kpath.name, "count": len(pool),
+                                  "sha256": sha256_file(kpath), "jobs": jobs,
+                                  "seconds": round(time.perf_counter() - t0, 1)})
+            self.say(f"{kpath}: {len(pool)} kernels")
+        npath = self.dir / "noise.safetensors"
+        if not self.done("noise"):
+            t0 = time.perf_counter()
+            pool, steps = profile.noise_pool(sampled.noise_stills, seed=s.seed)
+            if pool is not None:
+                pool.save(npath)
+            self.mark("noise", {"file": npath.name if pool is not None else None,
+                                "count": len(pool) if pool is not None else 0,
+                                "sha256": sha256_file(npath) if pool is not None else None,
+                                "relaxation": steps,
+                                "seconds": round(time.perf_counter() - t0, 1)})
+            used = next((x for x in steps if x["used"]), None)
+            self.say(f"{npath}: {len(pool)} noise patches (mu {used['mu']}, gamma "
+                     f"{used['gamma']}: {used['why']})" if pool is not None else
+                     "no smooth patch at any threshold: training uses Gaussian noise "
+                     "(sigma 8) instead of the camera's")
+        noise = npath if self.done("noise")["file"] else None
+
+        trained = self._train(kpath, noise, prog)
+        rep_path = self.dir / "report.json"
+        if trained or not rep_path.is_file() or not (self.dir / "report.html").is_file():
+            report = self._report(sampled, kpath, noise, prog)
+        else:
+            report = json.loads(rep_path.read_text(encoding="utf-8"))
+        return report
+
+    def _train(self, kpath: Path, noise: Path | None, prog) -> bool:
+        """Train within the budget; True when it trained now (the report must be remade)."""
+        s = self.s
+        init, base_rec = finetune.base_weights(s.base, self.dir)
+        run_dir = self.dir / "train"
+        info = self.done("train") or {"seconds": 0.0, "iteration": 0}
+        cfg = finetune.train_config(
+            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
+            init=init, arch=base_rec["arch"], iterations=s.iterations, threads=s.threads,
+            seed=s.seed)
+        if s.iterations is not None:
+            left = None if info["iteration"] < s.iterations else 0.0
+        else:
+            left = 60.0 * (s.minutes or 0.0) - info["seconds"]
+        model = self.dir / "model.safetensors"
+        if left is not None and left <= 0 and model.is_file():
+            self.say(f"training done earlier ({info['iteration']} iterations, "
+                     f"{info['seconds'] / 60:.1f} min): give a larger --minutes or "
+                     "--iterations to continue it")
+            return False
+        t0 = time.perf_counter()
+        total = s.iterations or 0
+
+        def on_step(done: int, n: int, logged: dict | None) -> None:
+            if s.iterations is not None:
+                prog("train", done, total)
+            else:
+                spent = info["seconds"] + time.perf_counter() - t0
+                prog("train", int(spent), int(60 * (s.minutes or 0)))
+
+        self.say(f"training {run_dir} from {base_rec['name']} "
+                 + (f"to iteration {s.iterations}" if s.iterations is not None
+                    else f"for {max(left, 0) / 60:.1f} more minutes") + f" ({s.threads} thread(s))")
+        result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
+                              on_step=on_step, on_start=self.say)
+        spent = info["seconds"] + time.perf_counter() - t0
+        shutil.copyfile(run_dir / "model.safetensors", self.dir / "model.safetensors.part")
+        os.replace(self.dir / "model.safetensors.part", model)
+        self.mark("train", {"iteration": result["iteration"], "seconds": round(spent, 1),
+                            "run": "train", "base": base_rec, "sha256": sha256_file(model),
+                            "val": result.get("val", {})})
+        return True
+
+    def _report(self, sampled: footage.Sampled, kpath: Path, noise: Path | None, prog) -> dict:
+        from facesr.models.zoo import load as load_model
+
+        heldout = [Path(x) for x in (self.dir / "train" / "heldout.txt").read_text(
+            encoding="utf-8").split("\n") if x]
+        pools = Pools(KernelPool.load(kpath), NoisePool.load(noise) if noise else None)
+        base_net, base_info = load_model(self.dir / "base.safetensors")
+        adapted_net, _ = load_model(self.dir / "model.safetensors")
+        base_name = self.done("train")["base"]["name"]
+        models = {base_name: base_net, "adapted": adapted_net}
+        cfg = finetune.train_config(
+            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
+            init=self.dir / "base.safetensors", arch=base_info.arch, iterations=None,
+            threads=self.s.threads, seed=self.s.seed).data.degradation()
+        self.say(f"synthetic check on {len(heldout)} held-out faces")
+        syn = check.synthetic_check(heldout, pools, models, cfg=cfg, weights=self.s.weights,
+                                    progress=lambda d, n: prog("check", d, n))
+        real = check.real_faces(sampled.kernel_stills or sampled.noise_stills, models,
+                                self.dir / "report", detector=self.s.detector,
+                                weights=self.s.weights)
+        rep = report_mod.build(self, syn, real, pools)
+        report_mod.write(self.dir, rep)
+        self.mark("report", {"files": ["report.json", "report.html"]})
+        return rep

@@ -1,0 +1,115 @@
+"""The camera's model: the base model fine-tuned on clean faces degraded like this camera.
+
+The training run is an ordinary ``facesr train`` run (``CAMERA_DIR/train/``: config.yaml,
+checkpoints, metrics.jsonl, heldout.txt), made by :func:`train_config`:
+
+- data: the target faces, degraded with the camera's kernel pool and noise pool (the
+  ``paper`` preset: a pool kernel, a pool noise patch, JPEG 30 with probability 0.9); the faces
+  are used at 128-256 px (``data.factors`` from their size: surveillance faces are small);
+  ``HELD_OUT`` files are held out (``heldout.txt``): the synthetic check is made on them;
+- model: the base model's architecture, initialised from its weights;
+- optimisation: Adam at a constant ``LR`` (a budget in minutes has no known end to schedule
+  towards), EMA of the weights (decay ``EMA``: short runs), the colour term of facesr-default.
+
+A budget in minutes (``--minutes``) ends the run at the first iteration past the budget
+(``facesr.train.loop.train``'s ``stop_when``); a re-run of ``facesr adapt`` resumes the run from
+its last checkpoint for what is left of the budget (a larger ``--minutes`` continues it).
+``--iterations N`` gives a fixed, reproducible length instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from facesr.io import image_size
+from facesr.models.rrdb import save_rrdb
+from facesr.models.zoo import load as load_model
+from facesr.train.checkpoint import POINTER
+from facesr.train.config import TrainConfig, load_config
+
+HELD_OUT = 20  # faces held out for the synthetic check
+TARGET_SIDES = (128, 192, 256)  # face sizes (HR px) trained on
+LR = 5e-5
+EMA = 0.995
+BATCH = 8
+HR_PATCH = 96
+NO_END = 10_000_000  # train.iterations when the budget is in minutes
+
+
+def base_weights(base: str, camera_dir: Path) -> tuple[Path, dict]:
+    """The base model as a weights file in the camera folder (``base.safetensors``, fp16) and
+    its record; a named model (ncnn ones included) is exported once."""
+    path = camera_dir / "base.safetensors"
+    model, info = load_model(base)
+    rec = info.record()
+    marker = camera_dir / "base.json"
+    if path.is_file() and marker.is_file() and \
+            json.loads(marker.read_text()).get("sha256") == rec["sha256"]:
+        return path, rec
+    import torch
+
+    save_rrdb(path, model, dtype=torch.float16, source=f"base of facesr adapt: {info.name}")
+    marker.write_text(json.dumps(rec, indent=2))
+    return path, rec
+
+
+def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
+    """``data.factors`` that bring the faces to ``TARGET_SIDES`` (from the median side of up
+    to 16 of them); faces smaller than 128 px are used as they are."""
+    sides = []
+    for f in list(files)[:16]:
+        try:
+            sides.append(min(image_size(f)))
+        except Exception:  # noqa: BLE001 - an unreadable face is reported by training
+            continue
+    side = float(sorted(sides)[len(sides) // 2]) if sides else 256.0
+    fs = sorted({round(min(1.0, t / side), 4) for t in TARGET_SIDES}, reverse=True)
+    return tuple(fs)
+
+
+def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, noise: Path | None,
+                 init: Path, arch: dict, iterations: int | None, threads: int, seed: int
+                 ) -> TrainConfig:
+    """The fine-tuning run's config (see module docs)."""
+    n = iterations or NO_END
+    every = max(1, min(100, n))
+    sets = {
+        "data.hq": [str(faces_list.resolve())],
+        "data.kernels": str(kernels.resolve()),
+        "data.noise": str(noise.resolve()) if noise is not None else None,
+        "data.preset": "paper",
+        "data.degrade": {} if noise is not None else {"noise": "gaussian"},
+        "data.hr_patch": HR_PATCH,
+        "data.factors": list(factors_for(faces)),
+        "data.val_count": HELD_OUT, "data.val_max": HELD_OUT,
+        "model.num_block": arch["num_block"], "model.num_feat": arch["num_feat"],
+        "model.num_grow_ch": arch["num_grow_ch"], "model.scale": 4,
+        "loss.l_color": 1.0, "loss.color_pool": 8,
+        "optim.lr": LR, "optim.milestones": [], "optim.betas": [0.9, 0.99],
+        "train.stage": "psnr", "train.iterations": n, "train.batch": BATCH,
+        "train.ema_decay": EMA, "train.checkpoint_every": every, "train.keep_checkpoints": 2,
+        "train.val_every": every, "train.log_every": max(1, min(25, n)), "train.seed": seed,
+        "train.device": "cpu", "train.amp_cpu": "none", "train.channels_last": False,
+        "train.workers": 0, "train.threads": threads, "train.init_g": str(init.resolve()),
+        "train.tensorboard": False,
+    }
+    return load_config(None, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+
+
+def run(cfg: TrainConfig, run_dir: Path, *, seconds_left: float | None,
+        on_step: Callable | None = None, on_start: Callable[[str], None] | None = None
+        ) -> dict:
+    """Train (or resume) ``run_dir`` for ``seconds_left`` seconds (None: to its iterations)."""
+    import time
+
+    from facesr.train.loop import train
+
+    resume = (run_dir / POINTER).exists()
+    stop_when = None
+    if seconds_left is not None:
+        deadline = time.monotonic() + seconds_left
+        stop_when = lambda done: time.monotonic() >= deadline  # noqa: E731
+    return train(cfg, run_dir, resume=resume, on_step=on_step, on_start=on_start,
+                 stop_when=stop_when)

@@ -1,0 +1,143 @@
+"""A camera's degradation profile: its blur kernels and its noise, from sampled stills.
+
+Kernels: KernelGAN (``facesr.degrade.kernelgan``) on each kernel still of
+``footage.sample``, several at a time in parallel processes when cores allow. The pool file is
+rewritten after every finished batch, so an interrupted ``facesr adapt`` loses at most the
+estimates in progress and a re-run skips the stills already in the pool.
+
+Noise: the method's smooth-patch criteria (equations 4-6, ``facesr.degrade.noise``) with its
+own thresholds first. Compressed surveillance footage often leaves almost no patch that passes
+them (codecs flatten the inside of 8x8 blocks, so sub-window variances differ from the patch's
+by more than ``gamma``), so when fewer than ``MIN_NOISE`` patches are found the thresholds are
+relaxed step by step (``RELAX``: first ``gamma``, the variance tolerance, then ``mu``) and the
+first step that finds enough is used. Every step tried, its count and why it was (not) used go
+into the pool's settings and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesr.adapt.footage import Still
+from facesr.degrade import kernelgan
+from facesr.degrade.noise import extract_noise_patches
+from facesr.degrade.pools import KernelPool, NoisePool, PoolError
+
+log = logging.getLogger(__name__)
+
+# (mu, gamma): the method's thresholds, then looser variance and mean tolerances
+RELAX: tuple[tuple[float, float], ...] = (
+    (0.1, 0.25), (0.1, 0.5), (0.2, 0.5), (0.2, 1.0), (0.3, 1.0), (0.3, 2.0), (0.5, 4.0))
+PHI = 0.5  # minimum patch variance (eq. 6), 0-255 scale: never relaxed (rejects clipping)
+MIN_NOISE = 32  # patches wanted before the relaxation stops
+MAX_PER_STILL = 64  # at most this many patches from one still (seeded choice)
+
+
+def kernel_settings(iters: int, seed: int) -> dict:
+    """The settings of an adapt kernel pool (as ``facesr pool kernels`` records them)."""
+    return {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE, "iters": iters,
+            "seed": seed}
+
+
+def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, seed: int,
+                     jobs: int = 1, progress: Callable[[int, int], None] | None = None
+                     ) -> KernelPool:
+    """Estimate one kernel per still into ``pool_path`` (resumed when it exists).
+
+    Raises:
+        PoolError: an existing pool made with other settings, or unreadable.
+    """
+    settings = kernel_settings(iters, seed)
+    kernels: list[torch.Tensor] = []
+    sources: list[dict] = []
+    if pool_path.exists():
+        pool = KernelPool.load(pool_path)
+        if pool.settings != settings:
+            raise PoolError(f"{pool_path}: made with other settings ({pool.settings}); "
+                            f"this run uses {settings}: delete it or use another --out")
+        kernels, sources = list(pool.kernels), list(pool.sources)
+    done = {(s["source"], s.get("frame")) for s in sources}
+    todo = [s for s in stills if (str(s.path), s.frame) not in done]
+    total = len(stills)
+    if progress is not None:
+        progress(total - len(todo), total)
+    step = max(1, jobs)
+    for i in range(0, len(todo), step):
+        chunk = todo[i:i + step]
+        images = [torch.from_numpy(s.image).permute(2, 0, 1).float().contiguous()
+                  for s in chunk]
+        for s, est in zip(chunk, _estimate(images, iters, seed, jobs), strict=True):
+            kernels.append(est.kernel)
+            sources.append({"source": str(s.path), "frame": s.frame, **settings})
+        KernelPool(torch.stack(kernels), sources, 4, settings).save(pool_path)
+        if progress is not None:
+            progress(total - len(todo) + i + len(chunk), total)
+    if not kernels:
+        raise PoolError("no still to estimate a kernel from")
+    return KernelPool(torch.stack(kernels), sources, 4, settings)
+
+
+def _estimate(images: list[torch.Tensor], iters: int, seed: int, jobs: int) -> list:
+    parallel = getattr(kernelgan, "estimate_kernels", None)
+    if parallel is not None and jobs > 1 and len(images) > 1:
+        return parallel(images, jobs=jobs, iters=iters, seed=seed)
+    return [kernelgan.estimate_kernel(im, iters=iters, seed=seed) for im in images]
+
+
+def noise_pool(stills: Sequence[Still], *, seed: int = 0, patch: int = 32,
+               min_patches: int = MIN_NOISE) -> tuple[NoisePool | None, list[dict]]:
+    """The noise pool from ``stills``, relaxing the thresholds until ``min_patches`` are found.
+
+    Returns:
+        ``(pool or None when no step found any patch, the steps tried)``; each step is
+        ``{"mu", "gamma", "phi", "patches", "stills_with_patches", "used", "why"}``.
+    """
+    steps: list[dict] = []
+    best: tuple[list, list] | None = None
+    for mu, gamma in RELAX:
+        found, records = [], []
+        rng = np.random.default_rng(seed)
+        for s in stills:
+            p, _ = extract_noise_patches(s.image, patch=patch, mu=mu, gamma=gamma, phi=PHI)
+            n = len(p)
+            if n > MAX_PER_STILL:
+                p = p[torch.from_numpy(np.sort(rng.choice(n, MAX_PER_STILL, replace=False)))]
+            records.append({"source": str(s.path), "frame": s.frame, "found": n,
+                            "kept": len(p)})
+            found.append(p)
+        count = sum(len(p) for p in found)
+        step = {"mu": mu, "gamma": gamma, "phi": PHI, "patches": count,
+                "stills_with_patches": sum(1 for p in found if len(p))}
+        steps.append(step)
+        if count:
+            best = (found, records)
+        if count >= min_patches:
+            break
+    used = len(steps) - 1
+    for i, step in enumerate(steps):
+        step["used"] = i == used and best is not None
+        if step["used"]:
+            step["why"] = ("the method's thresholds" if i == 0 else
+                           f"the first step with at least {min_patches} patches"
+                           if step["patches"] >= min_patches else
+                           f"the loosest step; only {step['patches']} patches (fewer than "
+                           f"{min_patches}): add footage")
+        else:
+            step["why"] = (f"{step['patches']} patches, fewer than {min_patches}"
+                           if i < used else "not tried")
+    if best is None:
+        return None, steps
+    found, records = best
+    index = [i for i, p in enumerate(found) for _ in range(len(p))]
+    chosen = steps[used]
+    settings = {"patch": patch, "sub": 8, "stride": 16, "sub_stride": 8, "mu": chosen["mu"],
+                "gamma": chosen["gamma"], "phi": PHI, "stats": "luma",
+                "max_per_source": MAX_PER_STILL, "seed": seed, "relaxation": steps}
+    pool = NoisePool(torch.cat([p for p in found if len(p)]),
+                     torch.tensor(index, dtype=torch.int64), records, settings)
+    return pool, steps

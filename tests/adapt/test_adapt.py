@@ -1,0 +1,211 @@
+"""``facesr adapt``: sampling, relaxed noise thresholds, resume, the report's numbers coming
+from the files it names, bad footage, and the camera folder as a model.
+
+A tiny base model (the ``nearest`` fixture) and synthetic footage and faces keep it fast; the
+full-size run is ``benchmarks/adapt.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facesr.adapt import footage, profile
+from facesr.cli import app
+from facesr.degrade.kernels import principal_widths
+from facesr.degrade.pools import KernelPool, NoisePool
+from facesr.io import sha256_file
+
+runner = CliRunner()
+
+
+
+
+# ------------------------------------------------------------------ sampling
+
+
+def test_plan_spreads_video_frames_over_the_footage(tmp_path, tiny_video, texture):
+    v = tiny_video(tmp_path / "v.mp4", frames=12, audio=None)
+    cv2.imwrite(str(tmp_path / "a.png"), texture(0, 40, 40))
+    chosen, errors = footage.plan([v, tmp_path / "a.png"], candidates=10)
+    assert errors == []
+    frames = chosen[v]
+    assert frames[0] == 0 and frames[-1] == 11 and len(frames) >= 8
+    assert chosen[tmp_path / "a.png"] == [None]
+
+
+def test_flat_and_duplicate_stills_serve_noise_only(inputs, tmp_path, texture):
+    foot, _ = inputs
+    import shutil
+
+    shutil.copytree(foot, tmp_path / "f")
+    cv2.imwrite(str(tmp_path / "f" / "still0_copy.png"), texture(0, 96, 128))  # a duplicate
+    s = footage.sample([tmp_path / "f"], kernel_stills=10, candidates=20)
+    kernel_keys = {st.path.name for st in s.kernel_stills}
+    assert "flat.png" not in kernel_keys
+    assert len(kernel_keys & {"still0.png", "still0_copy.png"}) == 1
+    fates = {m["still"].rsplit("/", 1)[-1]: m for m in s.log}
+    assert "too flat" in fates["flat.png"]["reason"]
+    assert any("near-duplicate" in m["reason"] for m in s.log)
+    assert len(s.noise_stills) == 5  # every readable still serves the noise pool
+
+
+def test_bad_file_is_reported_and_the_rest_goes_on(inputs, tmp_path):
+    foot, _ = inputs
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    s = footage.sample([foot, tmp_path / "broken.png"], kernel_stills=2)
+    assert len(s.errors) == 1 and "broken.png" in s.errors[0]
+    assert len(s.kernel_stills) == 2
+
+
+# ------------------------------------------------------------------ noise
+
+
+def test_noise_uses_the_method_thresholds_when_they_suffice():
+    rng = np.random.default_rng(0)
+    img = np.clip(0.5 + rng.normal(0, 4 / 255, (320, 320, 3)), 0, 1)  # flat + white noise
+    st = footage.Still(footage.Path("x.png"), None, img, 0.0)
+    pool, steps = profile.noise_pool([st])
+    assert pool is not None and steps[0]["used"] and len(steps) == 1
+    assert pool.settings["mu"] == 0.1 and pool.settings["gamma"] == 0.25
+
+
+def test_noise_thresholds_are_relaxed_and_recorded_when_too_few_pass():
+    rng = np.random.default_rng(1)
+    # 8x8 blocks of different flat levels plus weak noise: like codec-flattened footage,
+    # sub-window variances differ from the patch's far more than gamma = 0.25 allows
+    blocks = rng.normal(0.5, 3 / 255, (16, 16, 1)).repeat(8, 0).repeat(8, 1)
+    img = np.clip(blocks + rng.normal(0, 1.5 / 255, (128, 128, 3)), 0, 1)
+    st = footage.Still(footage.Path("x.png"), None, img, 0.0)
+    pool, steps = profile.noise_pool([st], min_patches=20)
+    assert steps[0]["patches"] < 20 and not steps[0]["used"]
+    used = [s for s in steps if s["used"]]
+    assert len(used) == 1 and used[0]["gamma"] > 0.25
+    assert pool is not None and pool.settings["relaxation"] == steps
+    assert pool.settings["gamma"] == used[0]["gamma"]
+
+
+def test_no_noise_pool_when_nothing_passes_anywhere():
+    img = np.full((64, 64, 3), 0.5)  # variance 0 < phi everywhere
+    pool, steps = profile.noise_pool([footage.Still(footage.Path("x"), None, img, 0.0)])
+    assert pool is None and len(steps) == len(profile.RELAX)
+    assert not any(s["used"] for s in steps)
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_camera_folder_holds_every_file(camera):
+    out, output = camera
+    for name in ("camera.json", "kernels.safetensors", "noise.safetensors",
+                 "model.safetensors", "report.html", "report.json", "faces.txt"):
+        assert (out / name).is_file(), name
+    cam = json.loads((out / "camera.json").read_text())
+    assert cam["format"] == "facesr.camera"
+    assert all(len(i["sha256"]) == 64 for i in cam["footage"])
+    assert cam["profile"]["seed"] == 0 and cam["software"]["facesr"]
+    assert cam["steps"]["train"]["iteration"] == 2
+    assert "adapted" in output and "facesr upscale --model" in output
+
+
+def test_report_numbers_come_from_the_files_it_names(camera):
+    out, _ = camera
+    rep = json.loads((out / "report.json").read_text())
+    for name, digest in rep["files"].items():
+        assert sha256_file(out / name) == digest, name
+    pool = KernelPool.load(out / "kernels.safetensors")
+    assert len(rep["kernels"]) == len(pool)
+    for k, r in zip(pool.kernels, rep["kernels"], strict=True):
+        major, minor, _ = principal_widths(k)
+        assert r["major"] == pytest.approx(major, abs=1e-3)
+        assert r["minor"] == pytest.approx(minor, abs=1e-3)
+    noise = NoisePool.load(out / "noise.safetensors")
+    assert rep["noise"]["patches"] == len(noise)
+    metrics = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().split("\n")
+               if x]
+    assert [r["iter"] for r in rep["curve"]] == [r["iter"] for r in metrics]
+    page = (out / "report.html").read_text()
+    syn = rep["synthetic"]
+    assert syn["faces"] == 20  # the held-out faces of the run
+    for scores in syn["methods"].values():
+        assert f"{scores['psnr']['mean']:.2f}" in page
+    for fig in re.findall(r'src="(report/[^"]+)"', page):
+        assert (out / fig).is_file()
+
+
+def test_rerun_resumes_without_redoing_and_continues_training(camera, inputs, nearest, run_adapt):
+    out, _ = camera
+    foot, faces = inputs
+    kernels_before = (out / "kernels.safetensors").stat().st_mtime_ns
+    r = run_adapt(foot, faces, out, "--iterations", "2", base=nearest)
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output and "training done earlier" in r.output
+    assert (out / "kernels.safetensors").stat().st_mtime_ns == kernels_before
+    r = run_adapt(foot, faces, out, "--iterations", "4", base=nearest)
+    assert r.exit_code == 0, r.output
+    cam = json.loads((out / "camera.json").read_text())
+    assert cam["steps"]["train"]["iteration"] == 4
+    assert (out / "kernels.safetensors").stat().st_mtime_ns == kernels_before
+
+
+def test_other_footage_in_the_same_folder_is_refused(camera, inputs, nearest, tmp_path, texture,
+                                                     run_adapt):
+    out, _ = camera
+    _, faces = inputs
+    other = tmp_path / "other"
+    other.mkdir()
+    cv2.imwrite(str(other / "x.png"), texture(7, 96, 128))
+    r = run_adapt(other, faces, out, "--iterations", "2", base=nearest)
+    assert r.exit_code == 2
+    assert "footage" in r.output and "another --out" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_footage_with_nothing_readable_fails_in_one_line(inputs, nearest, tmp_path, run_adapt):
+    _, faces = inputs
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"garbage")
+    r = run_adapt(bad, faces, tmp_path / "cam", "--iterations", "1", base=nearest)
+    assert r.exit_code == 2 and "a.png" in r.output and "Traceback" not in r.output
+
+
+def test_upscale_with_the_camera_folder_names_the_profile(camera, tmp_path, texture):
+    out, _ = camera
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), texture(3, 24, 24))
+    r = runner.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o"), "--model",
+                            str(out), "--mode", "face"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "o" / "face.json").read_text())
+    assert rec["model"]["name"] == f"camera:{out.name}"
+    assert str(out.resolve()) in rec["model"]["source"]
+    assert sha256_file(out / "camera.json") in rec["model"]["source"]
+    assert rec["model"]["sha256"] == sha256_file(out / "model.safetensors")
+
+
+def test_training_stops_when_the_budget_says_so(tmp_path, inputs, nearest):
+    """stop_when ends a run early with a model; resuming continues from there."""
+    from facesr.adapt import finetune
+    from facesr.data.inputs import hq_files
+    from facesr.train.loop import train
+
+    _, faces = inputs
+    files = hq_files([faces])
+    lst = tmp_path / "faces.txt"
+    lst.write_text("".join(f"{f}\n" for f in files))
+    k = tmp_path / "k.safetensors"
+    KernelPool(torch.ones(1, 25, 25) / 625, [{"source": "x"}]).save(k)
+    cfg = finetune.train_config(faces_list=lst, faces=files, kernels=k, noise=None, init=nearest,
+                                arch={"num_block": 1, "num_feat": 8, "num_grow_ch": 4},
+                                iterations=None, threads=1, seed=0)
+    res = train(cfg, tmp_path / "run", stop_when=lambda done: done >= 3)
+    assert res["iteration"] == 3 and (tmp_path / "run" / "model.safetensors").is_file()
+    res = train(cfg, tmp_path / "run", resume=True, stop_when=lambda done: done >= 5)
+    assert res["iteration"] == 5
