@@ -11,7 +11,9 @@ job per module:
   ``--compare``, its images written all or nothing;
 - ``upsampled``: the check for inputs stored larger than their true resolution;
 - ``records``: a still's record (written last) and the rules for resuming from one;
-- ``video``: ``--save-video``'s MP4 and its record.
+- ``video``: ``--save-video``'s MP4 and its record;
+- ``engine_ray``: ``--engine ray``, the batch in Ray actors (files and video ranges handed out,
+  retried when a worker dies), with the local run's outputs and records.
 """
 
 from __future__ import annotations

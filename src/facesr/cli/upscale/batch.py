@@ -4,6 +4,10 @@ else made (``still``) and recorded (``records``), with one line each; a video's 
 
 A bad input fails alone; write errors (disk full, read-only folder) stop the batch, as every
 later still would fail the same way; a re-run resumes.
+
+A batch can also be a part of a run (``--engine ray``: ``engine_ray`` gives each worker one
+input, or a range of a video's stills, ``spans``): the stills, names and records are the ones
+the whole run would make, so either engine resumes the other's folder.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from rich.progress import Progress
 
 from facesr.cli._common import BatchReport, progress
 from facesr.cli.upscale.layout import _base, _legacy_base, _out_format
@@ -27,6 +32,7 @@ from facesr.infer.pipeline import NOTICE
 from facesr.io import (
     InputError,
     iter_sources,
+    iter_video_frames_timed,
     kind_of,
     sha256_file,
     still_key,
@@ -38,11 +44,21 @@ from facesr.io import (
 from facesr.provenance import image_metadata
 
 
-def _stills(path: Path, stride: int, max_frames: int | None
+def _stills(path: Path, stride: int, max_frames: int | None,
+            span: tuple[int, int] | None = None
             ) -> Iterator[tuple[int | None, float | None, np.ndarray, list[str]]]:
     """(frame or None, its time in seconds or None, RGB float HWC, notes) for an image or
     every ``stride``-th video frame (``io.iter_sources``); an unreadable input raises its
-    InputError."""
+    InputError. ``span``: only a video's sampled stills ``lo <= k < hi`` (k counts the stills
+    from 0; the frames before are decoded, not converted)."""
+    if span is not None:
+        lo, hi = span
+        cap = hi if max_frames is None else min(hi, max_frames)
+        for frame, at, arr in iter_video_frames_timed(
+                path, stride=stride, max_frames=cap, want=lambda i: i // stride >= lo):
+            if arr is not None:
+                yield frame, at, arr, []
+        return
     for still in iter_sources([path], frame_stride=stride, max_frames=max_frames):
         if still.error is not None:
             raise still.error
@@ -52,15 +68,19 @@ def _stills(path: Path, stride: int, max_frames: int | None
 def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, model_rec: dict,
            overwrite: bool, report: BatchReport, say: Callable[[str], None], *,
            save_frame: bool | None = None, fps: float | None = None,
-           places: dict[Path, tuple[Path, str, str | None]] | None = None) -> None:
+           places: dict[Path, tuple[Path, str, str | None]] | None = None,
+           spans: dict[Path, tuple[int, int]] | None = None, bar_shown: bool = True) -> bool:
     """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
     ``say`` (a line per still, printed as it finishes); a bad input fails alone, a write
-    error stops the batch. ``save_frame``: the --save-frame given (None: its per-input
-    default, ``_input_settings``); ``fps``: --fps; ``places``: each input's folder under
-    ``out_dir`` and name (``_placed``; default: ``out_dir`` and its stem)."""
+    error stops the batch (returns False). ``save_frame``: the --save-frame given (None: its
+    per-input default, ``_input_settings``); ``fps``: --fps; ``places``: each input's folder
+    under ``out_dir`` and name (``_placed``; default: ``out_dir`` and its stem); ``spans``:
+    the range of a video's stills to make (``_stills``; ``work`` then promises the range's
+    count; not with --save-video, whose MP4 needs every still); ``bar_shown``: False for no
+    progress bar (a Ray worker)."""
     stride, max_frames = settings["stride"], settings["max_frames"]
     paths = list(work)
-    with progress() as bar:
+    with progress() if bar_shown else Progress(disable=True) as bar:
         task = bar.add_task("upscale", total=sum(work.values()), note="")
         for i, path in enumerate(paths):
             digest, pulled, clip, src_fps = None, 0, None, None
@@ -69,8 +89,9 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                            "format": _out_format(settings["ext"], path, video)}
             rel, name, shared = (places or {}).get(path, (Path(), path.stem, None))
             folder = out_dir / rel
-            stills = _stills(path, stride, max_frames)
-            measured = False
+            span = (spans or {}).get(path)
+            stills = _stills(path, stride, max_frames, span)
+            measured = span is not None and span[0] > 0  # only the first frame is measured
             try:
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +99,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     raise _WriteError(folder, e) from None
                 if video:
                     src_fps = video_info(path).fps
-                if video and settings["save_video"]:
+                if video and settings["save_video"] and span is None:
                     clip = _VideoOut(path, folder, name, settings_in, model_rec, fps, overwrite)
                     digest = clip.digest
                 while True:
@@ -158,7 +179,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
             except _WriteError as e:
                 report.fail(path, f"{e}; stopped (re-run with the same --out to resume)")
                 report.left = max(work[path] - pulled, 0) + sum(work[p] for p in paths[i + 1:])
-                return
+                return False
             except InputError as e:
                 report.fail(path, str(e))
                 if clip is not None:  # a re-run cannot mend the input: no MP4, no frames kept
@@ -168,3 +189,4 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
             except (RuntimeError, ValueError) as e:  # e.g. out of memory: the batch goes on
                 first = (str(e).strip().splitlines() or [""])[0]
                 report.fail(path, f"{path}: failed ({type(e).__name__}: {first})")
+    return True

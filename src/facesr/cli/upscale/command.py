@@ -36,6 +36,9 @@ name, plus ``_f<frame>`` for a video frame; ``<sfx>`` is ``--suffix`` (default `
   change its outputs are the same (else that input fails: pass ``--overwrite``);
 - ``.facesr.lock`` while a run works in the folder (one run per folder; removed at the end).
 
+``--engine ray`` (``engine_ray``) makes the same folder with Ray actors: this process holds the
+lock and hands out the work; resume works across engines.
+
 The other rules (scale, the upsampled-input check, resume, all-or-nothing stills, video) are
 described in the modules of this package that own them (see its ``__init__``). This module is
 the command: its options, their checks, the settings the records hold, the output folder's lock
@@ -73,7 +76,8 @@ _CHOICES = {"--mode": ("auto", "face", "frame"), "--backend": ("torch", "onnx"),
             "--device": ("cpu", "cuda"), "--precision": ("auto", "fp32", "fp16", "bf16"),
             "--background": ("bicubic", "lanczos"),
             "--ext": ("auto", "png", "jpg", "jpeg", "webp", "tif", "tiff"),
-            "--format": ("png", "jpg", "jpeg", "webp", "tif", "tiff")}
+            "--format": ("png", "jpg", "jpeg", "webp", "tif", "tiff"),
+            "--engine": ("local", "ray")}
 
 
 def upscale(
@@ -176,6 +180,16 @@ def upscale(
     color_lock: Annotated[float, typer.Option(metavar="X", 
         min=0.0, help="Keep the input's colours: the output takes the input's low frequencies "
         "(Gaussian sigma in input px); 0 = the network's output as it is.")] = COLOR_LOCK,
+    engine: Annotated[str, typer.Option(
+        metavar="TEXT", help="local (this process) or ray (Ray actors, one model each; "
+        "pip install -e \".[ray]\"): the same outputs, records and resume.")] = "local",
+    address: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="--engine ray: the cluster (auto: the one `ray start` made "
+        "here; default: a new Ray on this machine). --out must be shared storage.",
+        show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(
+        metavar="N", min=1, help="--engine ray: workers, of --threads (default 1) threads "
+        "each (default: the cluster's CPUs).", show_default=False)] = None,
 ) -> None:
     """Super-resolve faces x4: face crops directly, frames and videos face by face.
 
@@ -185,7 +199,7 @@ def upscale(
     time. Exit code 1 when anything failed, 2 when there is nothing to do.
     """
     given = {"--mode": mode, "--backend": backend, "--device": device, "--precision": precision,
-             "--background": background, "--ext": ext, "--format": fmt}
+             "--background": background, "--ext": ext, "--format": fmt, "--engine": engine}
     for hint, value in given.items():
         if value is not None and value not in _CHOICES[hint]:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(_CHOICES[hint])}",
@@ -213,8 +227,18 @@ def upscale(
     if fps is not None and not save_video:
         raise typer.BadParameter("sets the frame rate of --save-video's MP4; add --save-video",
                                  param_hint="--fps")
+    if engine == "local" and (address is not None or workers is not None):
+        raise typer.BadParameter("needs --engine ray", param_hint="--address/--workers")
+    if engine == "ray":
+        try:
+            from facesr.cli.upscale import engine_ray
+        except ImportError:
+            err.print('--engine ray needs Ray: pip install -e ".[ray]" (or pip install '
+                      '"ray>=2.40")', soft_wrap=True, markup=False)
+            raise typer.Exit(code=2) from None
     if threads:
         torch.set_num_threads(threads)
+    asked = precision
     runner, model_rec, precision = _load(model, backend, device, precision, threads)
     det = None
     if mode != "face":
@@ -265,8 +289,21 @@ def upscale(
             if removed := sum(map(remove_partial_files, _folders(out_dir))):
                 err.print(f"removed {removed} unfinished temporary file(s) (*.part) of an "
                           f"interrupted run from {out_dir}", soft_wrap=True, markup=False)
-            _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
-                   save_frame=save_frame, fps=fps, places=places)
+            if engine == "ray":  # the same batch in Ray actors (engine_ray)
+                engine_ray.run_ray(
+                    work, places, out_dir, settings, model_rec, {
+                        "model": model, "backend": backend, "device": device,
+                        "precision": precision.split()[0] if asked == "auto" else asked,
+                        "precision_label": precision}, None if det is None else {
+                        "name": detector, "weights": settings["detector_weights"],
+                        "min_size": min_size, "score_threshold": score_threshold},
+                    overwrite, report, say, save_frame=save_frame, fps=fps, address=address,
+                    workers=workers, threads=threads)
+                # a worker that died mid-write left its temporary files
+                sum(map(remove_partial_files, _folders(out_dir)))
+            else:
+                _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
+                       save_frame=save_frame, fps=fps, places=places)
     except (KeyboardInterrupt, _Terminated) as e:
         signum = e.signum if isinstance(e, _Terminated) else signal.SIGINT
         err.print(f"interrupted ({signal.Signals(signum).name}): {report.done} still(s) done "
