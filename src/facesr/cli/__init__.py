@@ -24,6 +24,7 @@ from facesr.cli import (
     upscale,
     verify,
 )
+from facesr.cli.app import app as _app  # the module is named app: kept apart from the Typer
 
 # Decoders report damaged files in FFmpeg's and OpenCV's own logs, raw and straight to stderr;
 # the commands report such files themselves (one line naming the file), so the CLI silences
@@ -90,6 +91,7 @@ app.command("pairs")(pairs.pairs)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("adapt")(adapt.adapt)
+app.command("app")(_app)
 
 
 def main() -> None:
