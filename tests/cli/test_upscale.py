@@ -27,7 +27,8 @@ TINY = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
 SETTINGS = {"mode", "backend", "device", "precision", "tile", "overlap", "stride", "max_frames",
             "save_frame", "margin", "detector", "detector_weights", "background", "threads",
             "format", "scale", "min_size", "score_threshold", "save_video", "color_lock",
-            "ext", "outscale", "suffix", "max_side", "only_center_face", "save_lr", "compare"}
+            "ext", "outscale", "suffix", "max_side", "only_center_face", "save_lr", "compare",
+            "fuse"}
 runner = CliRunner()
 
 

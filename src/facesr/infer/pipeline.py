@@ -91,6 +91,9 @@ class FaceSR:
     face: Face  # the detector's box, score and landmarks, in input pixels
     box: Box  # the super-resolved region (face box + margin, clipped), in input pixels
     image: Tensor  # (3, 4h, 4w) in [0, 1]
+    # with neighbours (burst fusion): facesr.infer.burst.BurstResult of the crops [this
+    # frame's, then each neighbour's]; None: single-frame
+    burst: object | None = None
 
 
 @dataclass(frozen=True)
@@ -402,7 +405,8 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                   faces: list[Face] | None = None,
                   timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
-                  lock_colors: float | None = COLOR_LOCK) -> FrameSR:
+                  lock_colors: float | None = COLOR_LOCK,
+                  neighbours: list[Tensor] | None = None) -> FrameSR:
     """Detect faces, super-resolve each with a margin, optionally paste them into the x4 frame.
 
     Args:
@@ -417,6 +421,10 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
         faces: boxes found earlier on this image (skips detection).
         timer: optional ``timer(stage)`` context manager factory, called for ``detect``,
             ``sr`` and ``paste`` (the CLI uses it for timings).
+        neighbours: other frames of the same video (each (3, H, W), same size): each face is
+            then super-resolved from its crop box in this frame and in every neighbour
+            (:func:`facesr.infer.burst.upscale_burst`: registration, rejection of crops that
+            do not register, fusion), the result in ``FaceSR.burst``.
 
     Returns:
         :class:`FrameSR` with one :class:`FaceSR` per face, in detector order.
@@ -444,6 +452,14 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
     with time("sr"):
         for face in faces:
             x, y, w, h = expand_box(face, margin, size)
+            if neighbours:
+                from facesr.infer.burst import upscale_burst
+
+                crops = [f[:, y:y + h, x:x + w] for f in (image, *neighbours)]
+                burst = upscale_burst(crops, reference=0, model=run, tile=tile,
+                                      overlap=overlap, lock_colors=lock_colors)
+                results.append(FaceSR(face, (x, y, w, h), burst.image, burst))
+                continue
             sr = upscale_face(image[:, y:y + h, x:x + w], run, tile=tile, overlap=overlap,
                               lock_colors=lock_colors)
             results.append(FaceSR(face, (x, y, w, h), sr))

@@ -45,12 +45,60 @@ from facesr.provenance import image_metadata
 
 
 def _stills(path: Path, stride: int, max_frames: int | None,
-            span: tuple[int, int] | None = None
+            span: tuple[int, int] | None = None, fuse: int = 1
+            ) -> Iterator[tuple[int | None, float | None, np.ndarray, list[str],
+                                list[tuple[int, np.ndarray]]]]:
+    """(frame or None, its time in seconds or None, RGB float HWC, notes, neighbours) for an
+    image or every ``stride``-th video frame (``io.iter_sources``); an unreadable input raises
+    its InputError. ``span``: only a video's sampled stills ``lo <= k < hi`` (k counts the
+    stills from 0; the frames before are decoded, not converted). ``fuse`` > 1 (videos):
+    ``neighbours`` are the (frame, RGB) of the ``fuse - 1`` frames around each still
+    (``_windows``); else empty."""
+    if fuse > 1 and kind_of(path) == "video":
+        yield from _windows(path, stride, max_frames, span, fuse)
+        return
+    for item in _single(path, stride, max_frames, span):
+        yield (*item, [])
+
+
+def _windows(path: Path, stride: int, max_frames: int | None, span: tuple[int, int] | None,
+             fuse: int) -> Iterator[tuple[int, float, np.ndarray, list[str],
+                                          list[tuple[int, np.ndarray]]]]:
+    """Every sampled still of a video with its neighbours: the frames ``f - (fuse - 1) // 2``
+    to ``f + fuse // 2`` other than ``f`` (fewer at the ends of the video). Decodes every
+    frame, holding ``fuse`` of them."""
+    from collections import deque
+
+    lo, hi = span if span is not None else (0, None)
+    if max_frames is not None:
+        hi = max_frames if hi is None else min(hi, max_frames)
+    before, after = (fuse - 1) // 2, fuse // 2
+    recent: deque[tuple[int, float, np.ndarray]] = deque(maxlen=fuse)
+    pending: list[int] = []
+
+    def emit(f: int):
+        ref = next(x for x in recent if x[0] == f)
+        nbs = [(i, a) for i, _, a in recent if i != f and f - before <= i <= f + after]
+        return ref[0], ref[1], ref[2], [], nbs
+
+    for i, at, arr in iter_video_frames_timed(path, stride=1):
+        if arr is None:
+            continue
+        recent.append((i, at, arr))
+        k = i // stride
+        if i % stride == 0 and k >= lo and (hi is None or k < hi):
+            pending.append(i)
+        while pending and i >= pending[0] + after:
+            yield emit(pending.pop(0))
+        if hi is not None and not pending and k >= hi:
+            break
+    while pending and any(x[0] == pending[0] for x in recent):
+        yield emit(pending.pop(0))
+
+
+def _single(path: Path, stride: int, max_frames: int | None,
+            span: tuple[int, int] | None
             ) -> Iterator[tuple[int | None, float | None, np.ndarray, list[str]]]:
-    """(frame or None, its time in seconds or None, RGB float HWC, notes) for an image or
-    every ``stride``-th video frame (``io.iter_sources``); an unreadable input raises its
-    InputError. ``span``: only a video's sampled stills ``lo <= k < hi`` (k counts the stills
-    from 0; the frames before are decoded, not converted)."""
     if span is not None:
         lo, hi = span
         cap = hi if max_frames is None else min(hi, max_frames)
@@ -90,7 +138,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
             rel, name, shared = (places or {}).get(path, (Path(), path.stem, None))
             folder = out_dir / rel
             span = (spans or {}).get(path)
-            stills = _stills(path, stride, max_frames, span)
+            stills = _stills(path, stride, max_frames, span, settings_in.get("fuse", 1))
             measured = span is not None and span[0] > 0  # only the first frame is measured
             try:
                 try:
@@ -105,7 +153,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                 while True:
                     t0 = time.perf_counter()
                     try:
-                        frame, at, arr, notes = next(stills)
+                        frame, at, arr, notes, nbs = next(stills)
                     except StopIteration:
                         break
                     pulled += 1
@@ -114,6 +162,8 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                     size = [arr.shape[1], arr.shape[0]]
                     if settings["max_side"] is not None and max(size) > settings["max_side"]:
                         arr = to_array(shrink(to_tensor(arr), settings["max_side"]))
+                        nbs = [(i, to_array(shrink(to_tensor(a), settings["max_side"])))
+                               for i, a in nbs]
                     looks = None
                     if not measured:  # an image, or a video's first frame
                         measured = True
@@ -128,7 +178,8 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                         if clip is not None:  # its x4 frame, found or made again
                             clip.add_done(frame, at, known, functools.partial(
                                 _process, arr, runner, det, base=base,
-                                settings={**settings_in, "save_frame": True}, video=True))
+                                settings={**settings_in, "save_frame": True}, video=True,
+                                neighbours=nbs, frame=frame))
                         report.skipped += 1
                         bar.advance(task)
                         continue
@@ -140,7 +191,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                                    {**settings_in, "save_frame": True} if whole else settings_in,
                                    video, image_metadata(
                                        NOTICE, rec_path.name, digest, model_rec["sha256"],
-                                       frame))
+                                       frame), neighbours=nbs, frame=frame)
                     if video:  # the whole x4 frame: kept, moved to the video's frames, dropped
                         rec["outputs"] = _frame_outputs(rec, settings_in, folder, clip,
                                                         frame, at)

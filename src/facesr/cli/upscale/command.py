@@ -94,8 +94,9 @@ def upscale(
     model: Annotated[str | None, typer.Option(
         "-n", "--model", metavar="TEXT",
         help="A model name: facesr-default (the default: faithful, fast), facesr-rrdb23 "
-        "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); or a weights file "
-        "(.safetensors, .pth; .onnx with --backend onnx).", show_default=False)] = None,
+        "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); a weights file "
+        "(.safetensors, .pth; .onnx with --backend onnx); or a camera folder of facesr "
+        "adapt.", show_default=False)] = None,
     mode: Annotated[str, typer.Option(
         metavar="TEXT",
         help="face: each input is a face crop; frame: detect faces and enhance each; auto: "
@@ -116,6 +117,10 @@ def upscale(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Redo stills that already have a record.")] = False,
     stride: Annotated[int, typer.Option(metavar="N", min=1, help="Use every Nth video frame.")] = 1,
+    fuse: Annotated[int, typer.Option(
+        metavar="N", min=1, max=32, help="Video: super-resolve each face from N consecutive "
+        "frames around each used one (registered, ones that do not register rejected, "
+        "fused; the record lists them); 1: each frame alone.")] = 1,
     max_frames: Annotated[int | None, typer.Option(
         metavar="N", min=1, help="At most this many frames per "
                                                    "video.")] = None,
@@ -261,7 +266,8 @@ def upscale(
                 "background": background, "threads": threads, "ext": ext,
                 "format": None if ext == "auto" else ext, "scale": SCALE, "outscale": outscale,
                 "suffix": suffix, "max_side": max_side, "only_center_face": only_center_face,
-                "save_lr": save_lr, "compare": compare, "color_lock": color_lock}
+                "save_lr": save_lr, "compare": compare, "color_lock": color_lock,
+                "fuse": fuse}
 
     report = BatchReport()
     places = _placed(sources, report, out_dir)

@@ -29,14 +29,16 @@ _FRAME = frozenset({"margin", "background", "save_frame", "only_center_face"})
 # settings added after records were first written, with the value that makes the outputs an
 # older facesr made (a record without the field counts as made with it)
 _ADDED = {"outscale": 4.0, "suffix": "x4", "max_side": None, "only_center_face": False,
-          "save_lr": False, "compare": False}
+          "save_lr": False, "compare": False, "fuse": 1}
 
 
 def _input_settings(settings: dict, video: bool, save_frame: bool | None) -> dict:
     """One input's settings as its records hold them. --save-frame not given: on for images;
     for video frames ``"faces"`` (the whole x4 frame only where a face was found), or off
     with --save-video (the x4 frames go into the MP4)."""
-    if not video or save_frame is not None:
+    if not video:  # --fuse works on video frames only
+        return {**settings, "fuse": 1}
+    if save_frame is not None:
         return settings
     return {**settings, "save_frame": False if settings["save_video"] else "faces"}
 

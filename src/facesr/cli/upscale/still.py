@@ -27,6 +27,7 @@ import torch
 
 from facesr.cli.upscale.layout import _final_size, _join
 from facesr.demo import side_by_side
+from facesr.infer.burst import upscale_burst
 from facesr.infer.faces import Face
 from facesr.infer.pipeline import SMALL, choose_mode, upscale_face, upscale_frame
 from facesr.io import sha256_file, to_tensor, write_image
@@ -75,10 +76,14 @@ def _face_record(face: Face) -> dict:
 
 
 def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: dict,
-             video: bool, stamp: dict[str, str] | None = None) -> dict:
+             video: bool, stamp: dict[str, str] | None = None, *,
+             neighbours: list[tuple[int, np.ndarray]] | None = None,
+             frame: int | None = None) -> dict:
     """Run one still; write its images (each carrying the text ``stamp``, see
     ``facesr.provenance.image_metadata``); return the record's mode, faces, outputs (with
-    their SHA-256), timings."""
+    their SHA-256), timings. ``neighbours`` (--fuse): other frames (index, RGB) of the video
+    around ``frame``; each face (face mode: the whole still) is then fused from all of them
+    (``facesr.infer.burst``) and its record gets ``fused``."""
     timings: dict[str, float] = {}
     timer = _timer(timings)
     mode = settings["mode"]
@@ -102,10 +107,19 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
     tile, overlap = settings["tile"], settings["overlap"]
     scale, sfx, fmt = settings["outscale"], settings["suffix"], settings["format"]
     others: list[Face] = []
+    nb_frames = [i for i, _ in neighbours or []]
+    nb_images = [to_tensor(a) for _, a in neighbours or []]
+    fused = None
     if picked == "face":
         with timer("sr"):
-            sr = upscale_face(image, runner, tile=tile, overlap=overlap,
-                          lock_colors=settings["color_lock"])
+            if nb_images:
+                burst = upscale_burst([image, *nb_images], reference=0, model=runner,
+                                      tile=tile, overlap=overlap,
+                                      lock_colors=settings["color_lock"])
+                sr, fused = burst.image, _fused_record(burst, frame, nb_frames)
+            else:
+                sr = upscale_face(image, runner, tile=tile, overlap=overlap,
+                                  lock_colors=settings["color_lock"])
         with timer("resample"):
             sr = _rescale(sr, _final_size(size, scale))
         outputs.append((f"{_join(base, sfx)}.{fmt}", "image", sr))
@@ -124,7 +138,7 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
         result = upscale_frame(image, runner, det, margin=settings["margin"],
                                whole_frame=bool(whole), background=settings["background"],
                                tile=tile, overlap=overlap, lock_colors=settings["color_lock"],
-                               faces=found, timer=timer)
+                               faces=found, timer=timer, neighbours=nb_images or None)
         face_recs = []
         for k, f in enumerate(result.faces):
             x, y, w, h = f.box
@@ -133,7 +147,9 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
             name = f"{_join(base, f'face{k}', sfx)}.{fmt}"
             outputs.append((name, "face", crop))
             outputs += _extras(settings, f"{base}_face{k}", image[:, y:y + h, x:x + w], crop)
-            face_recs.append({**_face_record(f.face), "crop_box": list(f.box), "output": name})
+            face_recs.append({**_face_record(f.face), "crop_box": list(f.box), "output": name,
+                              **({} if f.burst is None else
+                                 {"fused": _fused_record(f.burst, frame, nb_frames)})})
         if result.frame is not None:
             with timer("resample"):
                 frame = _rescale(result.frame, _final_size(size, scale))
@@ -152,11 +168,23 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
                 raise
     timings["total"] = round(1000 * (time.perf_counter() - t0), 1)
     return {"mode": picked, "mode_reason": reason, "faces": face_recs,
+            **({} if fused is None else {"fused": fused}),
             **({"other_faces": [_face_record(f) for f in others]} if others else {}),
             "outputs": [{"file": n, "kind": k, "size": [img.shape[-1], img.shape[-2]],
                          "sha256": digest} for (n, k, img), digest in zip(outputs, digests,
                                                                           strict=True)],
             "timings_ms": timings}
+
+
+def _fused_record(burst, frame: int | None, nb_frames: list[int]) -> dict:
+    """What a fused output was made of: the frames used (this one first), the ones rejected
+    and why, and each frame's registration score (ECC correlation with this frame's crop,
+    1.0 for itself; None where registration failed)."""
+    frames = [frame, *nb_frames]
+    return {"frames_used": [frames[i] for i in burst.used],
+            "rejected": [{"frame": frames[i], "reason": why} for i, why in burst.rejected],
+            "registration": [{"frame": f, "ecc": None if s is None else round(float(s), 4)}
+                             for f, s in zip(frames, burst.scores, strict=True)]}
 
 
 def _center_face(faces: list[Face], size: tuple[int, int]) -> Face:
