@@ -88,14 +88,20 @@ def ci(values: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global TRUE_KERNEL
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench-adapt"))
     ap.add_argument("--minutes", type=float, default=30.0, help="facesr adapt --minutes")
     ap.add_argument("--faces", type=int, default=40, help="held-out test faces (alae512)")
     ap.add_argument("--iters", type=int, default=None, help="facesr adapt --iters")
+    ap.add_argument("--kernel", default=None, metavar="MAJOR,MINOR,DEG",
+                    help="the camera's true kernel (sigmas in HR px, angle; default "
+                         f"{','.join(map(str, TRUE_KERNEL))})")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
+    if args.kernel:
+        TRUE_KERNEL = tuple(float(v) for v in args.kernel.split(","))
     torch.set_num_threads(1)
     from facesr.degrade.jpeg import quantize8
     from facesr.degrade.kernelgan import centred_l2

@@ -32,6 +32,9 @@ def inputs(tmp_path_factory):
     for i in range(3):
         cv2.imwrite(str(foot / f"still{i}.png"), _texture(i, 96, 128))
     cv2.imwrite(str(foot / "flat.png"), np.full((96, 128, 3), 90, np.uint8))
+    rng = np.random.default_rng(9)  # a plain wall with sensor noise: what the noise pool wants
+    wall = np.clip(120 + rng.normal(0, 4, (128, 160, 3)), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(foot / "wall.png"), wall)
     faces = d / "faces"
     faces.mkdir()
     for i in range(30):

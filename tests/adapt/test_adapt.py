@@ -53,7 +53,8 @@ def test_flat_and_duplicate_stills_serve_noise_only(inputs, tmp_path, texture):
     fates = {m["still"].rsplit("/", 1)[-1]: m for m in s.log}
     assert "too flat" in fates["flat.png"]["reason"]
     assert any("near-duplicate" in m["reason"] for m in s.log)
-    assert len(s.noise_stills) == 5  # every readable still serves the noise pool
+    assert "wall.png" not in kernel_keys  # noise is not detail
+    assert len(s.noise_stills) == 6  # every readable still serves the noise pool
 
 
 def test_bad_file_is_reported_and_the_rest_goes_on(inputs, tmp_path):
@@ -209,3 +210,17 @@ def test_training_stops_when_the_budget_says_so(tmp_path, inputs, nearest):
     assert res["iteration"] == 3 and (tmp_path / "run" / "model.safetensors").is_file()
     res = train(cfg, tmp_path / "run", resume=True, stop_when=lambda done: done >= 5)
     assert res["iteration"] == 5
+
+
+def test_relaxed_steps_keep_noise_and_drop_structure():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(4, 3, 32, 32, generator=g) * 0.02
+    ramp = torch.linspace(-0.05, 0.05, 32).view(1, 1, 1, 32).expand(2, 3, 32, 32).clone()
+    assert (profile.lowfreq_share(noise) < 0.1).all()
+    assert (profile.lowfreq_share(ramp) > 0.8).all()
+    # a smooth gradient image: only relaxed steps find patches there, and they are structure
+    y, x = np.mgrid[:128, :128] / 128.0
+    img = np.repeat((0.3 + 0.3 * x + 0.1 * y)[..., None], 3, axis=2)
+    _, steps = profile.noise_pool([footage.Still(footage.Path("g.png"), None, img, 0.0)])
+    assert steps[0]["patches"] == 0
+    assert sum(s["dropped_as_structure"] for s in steps) > 0
