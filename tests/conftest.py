@@ -102,3 +102,38 @@ def make_video(path: Path, frames: int = 12, fps: int = 6, size: tuple[int, int]
 def tiny_video():
     """``make_video``: tiny H.264 videos with (or without) audio, for the video tests."""
     return make_video
+
+
+@pytest.fixture()
+def browser(tmp_path: Path):
+    """(driver, downloads): headless Chromium through Selenium for the page tests (study,
+    app, adapt report), downloads going to ``tmp_path/downloads`` without asking; quit at
+    teardown. Needs Debian's ``chromium`` and ``chromium-driver`` (or ``FACESR_CHROMIUM`` /
+    ``FACESR_CHROMEDRIVER``) and the ``selenium`` client, and skips without them. Selenium is
+    given both paths and ``SE_OFFLINE``, so Selenium Manager downloads nothing."""
+    import shutil
+
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="needs the selenium client: pip install selenium")
+    chromium = os.environ.get("FACESR_CHROMIUM") or shutil.which("chromium") \
+        or shutil.which("chromium-browser")
+    chromedriver = os.environ.get("FACESR_CHROMEDRIVER") or shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip("needs Chromium and its driver: apt-get install -y chromium "
+                    "chromium-driver (or set FACESR_CHROMIUM and FACESR_CHROMEDRIVER)")
+    os.environ.setdefault("SE_OFFLINE", "true")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=chromedriver),
+                              options=options)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver, downloads
+    driver.quit()

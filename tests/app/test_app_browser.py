@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,15 +29,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = os.environ.get("FACESR_CHROMIUM") or shutil.which("chromium") \
-    or shutil.which("chromium-browser")
-DRIVER = os.environ.get("FACESR_CHROMEDRIVER") or shutil.which("chromedriver")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=(
-        "needs Chromium and its driver: apt-get install -y chromium chromium-driver "
-        "(or set FACESR_CHROMIUM and FACESR_CHROMEDRIVER)")),
-]
+pytestmark = pytest.mark.slow  # needs Chromium: the `browser` fixture skips without it
 
 
 @pytest.fixture()
@@ -55,26 +46,6 @@ def server(tmp_path: Path):
     yield base, token, out
     proc.terminate()
     proc.wait(timeout=60)
-
-
-@pytest.fixture()
-def browser(tmp_path: Path):
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not fetch anything
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False})
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER),
-                              options=options)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior",
-                           {"behavior": "allow", "downloadPath": str(downloads)})
-    yield driver, downloads
-    driver.quit()
 
 
 def _wait_for_zip(folder: Path, seconds: float = 30.0) -> Path:

@@ -81,6 +81,50 @@ def test_estimate_kernel_contract() -> None:
     assert torch.equal(est.kernel, again.kernel)  # seeded: same image, same seed, same kernel
 
 
+def test_x2_patches_apply_like_the_strided_convolution() -> None:
+    x = torch.rand(2, 3, 41, 38)
+    k = torch.rand(kg.X2_SIZE, kg.X2_SIZE)
+    patches = kg.x2_patches(x, kg.X2_SIZE)
+    assert torch.allclose(kg.apply_x2_patches(patches, k, x.shape), kg.apply_x2(x, k), atol=1e-5)
+
+
+def test_discriminator_layouts_are_the_same_function() -> None:
+    torch.manual_seed(0)
+    disc = kg.PatchDiscriminator().eval()  # eval: no power iteration, so both see one weight
+    x = torch.rand(2, 3, 32, 32)
+    rows = disc(x)
+    disc.rows = False
+    assert rows.shape == (2, 1, 26, 26)
+    assert torch.allclose(rows, disc(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe", kg.RECIPES)
+def test_both_recipes_run_and_are_seeded(recipe: str) -> None:
+    img = torch.rand(3, 40, 44)
+    a = kg.estimate_kernel(img, iters=6, seed=2, recipe=recipe)
+    b = kg.estimate_kernel(img, iters=6, seed=2, recipe=recipe)
+    assert torch.equal(a.kernel, b.kernel) and float(a.kernel.sum()) == pytest.approx(1, abs=1e-5)
+
+
+def test_estimate_kernels_in_parallel_matches_sequential() -> None:
+    imgs = [torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers run on one thread: compare like with like
+    try:
+        done: list[int] = []
+        seq = kg.estimate_kernels(imgs, jobs=1, iters=10, seed=[3, 4],
+                                  callback=lambda i, est: done.append(i))
+        par = kg.estimate_kernels(imgs, jobs=2, iters=10, seed=[3, 4])
+        single = kg.estimate_kernel(imgs[1], iters=10, seed=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert done == [0, 1]
+    for a, b in zip(seq, par, strict=True):
+        assert torch.equal(a.kernel, b.kernel) and torch.equal(a.kernel_x2, b.kernel_x2)
+    assert torch.equal(par[1].kernel, single.kernel) and par[1].seed == 4
+    assert not torch.equal(par[0].kernel, par[1].kernel)
+
+
 def test_estimate_kernel_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="smaller than the 32 px minimum"):
         kg.estimate_kernel(torch.rand(3, 31, 100), iters=1)
@@ -88,6 +132,10 @@ def test_estimate_kernel_rejects_bad_input() -> None:
         kg.estimate_kernel(torch.rand(1, 64, 64), iters=1)
     with pytest.raises(ValueError, match="iters"):
         kg.estimate_kernel(torch.rand(3, 64, 64), iters=0)
+    with pytest.raises(ValueError, match="recipe"):
+        kg.estimate_kernel(torch.rand(3, 64, 64), iters=1, recipe="paper")
+    with pytest.raises(ValueError, match="seeds"):
+        kg.estimate_kernels([torch.rand(3, 64, 64)], iters=1, seed=[1, 2])
 
 
 def _dead_leaves(size: int, seed: int) -> torch.Tensor:
