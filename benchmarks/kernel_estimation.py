@@ -2,6 +2,9 @@
 
     python benchmarks/kernel_estimation.py                      # 4 natural images, 4 kernels
     python benchmarks/kernel_estimation.py --images 2 --iters 1500 --faces 2 --jobs 2
+    # settings side by side (ITERS:RECIPE, see kernelgan.RECIPES), each case under each:
+    OMP_NUM_THREADS=1 python benchmarks/kernel_estimation.py --images 2 --jobs 1 \
+        --compare 3000:legacy,3000:fast,2000:fast
 
 Protocol: a clean image is blurred with a known anisotropic Gaussian x4 kernel and subsampled
 x4 (``blur_downsample``); KernelGAN sees only that LR image. Two errors per estimate:
@@ -10,6 +13,10 @@ x4 (``blur_downsample``); KernelGAN sees only that LR image. Two errors per esti
   normalised (sum 1, centred);
 - re-degradation PSNR: the clean image degraded with the estimate vs the true LR image (dB,
   higher is better).
+
+Times: CPU seconds of the worker process per estimate (``time.process_time``: steadier than
+wall time on a shared machine) and wall seconds; each worker first runs a tiny warm-up estimate
+(torch's one-off lazy imports, ~2-3 s) outside the timings.
 
 The baseline is the antialiased bicubic x4 kernel (what a plain x4 downscale assumes). Natural
 images are scikit-image's bundled photographs and a dead-leaves image (scale-invariant by
@@ -70,19 +77,26 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return -10 * math.log10(max(float(((a - b) ** 2).mean()), 1e-12))
 
 
-def one(job: tuple[str, tuple[float, float, float], int, int]) -> dict:
-    """Estimate one (image, kernel) case; returns its errors."""
-    name, (sx, sy, deg), iters, seed = job
+def _warm_up() -> None:
+    """Pool initializer: one thread, and torch's one-off lazy imports out of the timings."""
+    torch.set_num_threads(1)
+    kernelgan.estimate_kernel(torch.rand(3, 40, 40), iters=2)
+
+
+def one(job: tuple[str, tuple[float, float, float], int, str, int]) -> dict:
+    """Estimate one (image, kernel) case under one setting; returns its errors and times."""
+    name, (sx, sy, deg), iters, recipe, seed = job
     torch.set_num_threads(1)
     hr = load(name)
     true = gaussian_kernel(kernelgan.X4_SIZE, sx, sy, math.radians(deg))
     lr = blur_downsample(hr, true, 4)
-    t = time.perf_counter()
-    est = kernelgan.estimate_kernel(lr, iters=iters, seed=seed).kernel
-    secs = time.perf_counter() - t
+    t, cpu = time.perf_counter(), time.process_time()
+    est = kernelgan.estimate_kernel(lr, iters=iters, seed=seed, recipe=recipe).kernel
+    cpu, secs = time.process_time() - cpu, time.perf_counter() - t
     bic = bicubic_kernel(4, kernelgan.X4_SIZE)
     return {
-        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}", "secs": secs,
+        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}", "setting": f"{iters}:{recipe}",
+        "secs": secs, "cpu": cpu,
         "l2_est": kernelgan.centred_l2(est, true), "l2_bic": kernelgan.centred_l2(bic, true),
         "psnr_est": _psnr(blur_downsample(hr, est, 4), lr),
         "psnr_bic": _psnr(blur_downsample(hr, bic, 4), lr),
@@ -109,34 +123,96 @@ def table(rows: list[dict], title: str) -> None:
           f"on re-degradation PSNR (mean {mean['psnr_est'] - mean['psnr_bic']:+.2f} dB).")
 
 
+def _settings(text: str) -> list[tuple[int, str]]:
+    """'3000:legacy,2000:fast' -> [(3000, 'legacy'), (2000, 'fast')] (recipe default 'fast')."""
+    out = []
+    for item in text.split(","):
+        iters, _, recipe = item.strip().partition(":")
+        recipe = recipe or "fast"
+        if not iters.isdigit() or int(iters) < 1 or recipe not in kernelgan.RECIPES:
+            raise argparse.ArgumentTypeError(
+                f"bad setting {item!r}: want ITERS:RECIPE, RECIPE one of "
+                f"{', '.join(kernelgan.RECIPES)}")
+        out.append((int(iters), recipe))
+    return out
+
+
+def summary(rows_by: dict[str, list[dict]]) -> None:
+    """One line per setting (means, wins, times) and each setting against the first."""
+    def mean(rows: list[dict], key: str) -> float:
+        return float(np.mean([r[key] for r in rows]))
+
+    print("\n| setting | cases | mean L2 | mean PSNR | L2 wins vs bicubic | PSNR wins vs bicubic "
+          "| CPU s / estimate | wall s / estimate |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rows in rows_by.items():
+        n = len(rows)
+        print(f"| {name} | {n} | {mean(rows, 'l2_est'):.4f} | {mean(rows, 'psnr_est'):.2f} dB "
+              f"| {sum(r['l2_est'] < r['l2_bic'] for r in rows)}/{n} "
+              f"| {sum(r['psnr_est'] > r['psnr_bic'] for r in rows)}/{n} "
+              f"| {mean(rows, 'cpu'):.1f} | {mean(rows, 'secs'):.1f} |")
+    first, *others = rows_by
+    ref = rows_by[first]
+    for name in others:
+        rows = rows_by[name][:len(ref)]
+        pairs = list(zip(rows, ref, strict=False))  # an unfinished run: the cases both have
+        print(f"\n{name} vs {first}: CPU time x{mean(rows, 'cpu') / mean(ref, 'cpu'):.2f} "
+              f"(wall x{mean(rows, 'secs') / mean(ref, 'secs'):.2f}); "
+              f"mean L2 {mean(rows, 'l2_est') - mean(ref, 'l2_est'):+.4f}, "
+              f"mean PSNR {mean(rows, 'psnr_est') - mean(ref, 'psnr_est'):+.2f} dB; "
+              f"lower L2 in {sum(a['l2_est'] < b['l2_est'] for a, b in pairs)}/{len(pairs)} "
+              f"cases, higher PSNR in {sum(a['psnr_est'] > b['psnr_est'] for a, b in pairs)}"
+              f"/{len(pairs)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=4,
                     help=f"natural images to use, of {', '.join(NATURAL)}, plus dead leaves")
+    ap.add_argument("--names", default=None, metavar="NAME,...",
+                    help="these images instead of --images (skimage names, dead_leaves, paths)")
     ap.add_argument("--faces", type=int, default=0, help="also this many faces from --hq")
     ap.add_argument("--hq", type=Path, default=SHARED / "data" / "faces_hq" / "alae512")
-    ap.add_argument("--iters", type=int, default=3000, help="KernelGAN iterations")
+    ap.add_argument("--iters", type=int, default=kernelgan.DEFAULT_ITERS,
+                    help="KernelGAN iterations (one setting, the default recipe)")
+    ap.add_argument("--compare", type=_settings, default=None, metavar="ITERS:RECIPE,...",
+                    help="run these settings side by side instead of --iters, e.g. "
+                         "3000:legacy,2000:fast (recipes: " + ", ".join(kernelgan.RECIPES) + ")")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (1 thread each)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    natural = [*NATURAL[:args.images], "dead_leaves"]
+    settings = args.compare or [(args.iters, "fast")]
+    natural = args.names.split(",") if args.names else [*NATURAL[:args.images], "dead_leaves"]
     faces = [str(p) for p in sorted(args.hq.glob("*.png"))[:args.faces]]
     if args.faces and not faces:
         raise SystemExit(f"no faces in {args.hq} (needs ../shared/data)")
-    jobs = [(n, k, args.iters, args.seed) for n in natural + faces for k in KERNELS]
+    # case by case, every setting of a case in a row: an interrupted run still pairs them
+    jobs = [(n, k, it, recipe, args.seed) for n in natural + faces for k in KERNELS
+            for it, recipe in settings]
     t = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(one, jobs))
+    rows = []
+    with ProcessPoolExecutor(args.jobs, initializer=_warm_up) as pool:
+        for r in pool.map(one, jobs):
+            rows.append(r)
+            if len(settings) > 1:
+                print(f"{r['image']} {r['kernel']} {r['setting']}: L2 {r['l2_est']:.4f} "
+                      f"(bicubic {r['l2_bic']:.4f}), PSNR {r['psnr_est']:.2f} dB "
+                      f"({r['psnr_bic']:.2f}), {r['cpu']:.1f} s CPU, {r['secs']:.1f} s wall",
+                      flush=True)
     wall = time.perf_counter() - t
-    nat = [r for r in rows if r["image"] in natural]
-    table(nat, f"Kernel estimation, natural images ({args.iters} iterations, seed {args.seed})")
-    if faces:
-        face_rows = [r for r in rows if r["image"] not in natural]
-        table(face_rows, f"Kernel estimation, face crops from {args.hq.name} (tight crops: "
-                         "not scale-invariant, see README)")
-    secs = [r["secs"] for r in rows]
-    print(f"\n{len(rows)} estimates in {wall:.0f} s wall ({args.jobs} processes); "
-          f"{np.mean(secs):.1f} s per estimate (1 thread each)")
+    rows_by = {f"{it}:{recipe}": [r for r in rows if r["setting"] == f"{it}:{recipe}"]
+               for it, recipe in settings}
+    for name, srows in rows_by.items():
+        it = name.split(":")[0]
+        nat = [r for r in srows if r["image"] in natural]
+        what = f"{it} iterations, recipe {name.split(':')[1]}, seed {args.seed}"
+        table(nat, f"Kernel estimation, natural images ({what})")
+        if faces:
+            face_rows = [r for r in srows if r["image"] not in natural]
+            table(face_rows, f"Kernel estimation, face crops from {args.hq.name} ({what}; tight "
+                             "crops: not scale-invariant, see README)")
+    summary(rows_by)
+    print(f"\n{len(rows)} estimates in {wall:.0f} s wall ({args.jobs} processes, 1 thread each)")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
                   for s in chunk]
         for s, est in zip(chunk, _estimate(images, iters, seed, jobs), strict=True):
             kernels.append(est.kernel)
-            sources.append({"source": str(s.path), "frame": s.frame, **settings})
+            sources.append({"source": str(s.path), "frame": s.frame, **settings,
+                            "recipe": kernelgan.RECIPES[0]})
         KernelPool(torch.stack(kernels), sources, 4, settings).save(pool_path)
         if progress is not None:
             progress(total - len(todo) + i + len(chunk), total)
@@ -98,10 +99,9 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
 
 
 def _estimate(images: list[torch.Tensor], iters: int, seed: int, jobs: int) -> list:
-    parallel = getattr(kernelgan, "estimate_kernels", None)
-    if parallel is not None and jobs > 1 and len(images) > 1:
-        return parallel(images, jobs=jobs, iters=iters, seed=seed)
-    return [kernelgan.estimate_kernel(im, iters=iters, seed=seed) for im in images]
+    """One estimate per image, ``jobs`` in parallel processes (1: in this one)."""
+    return kernelgan.estimate_kernels(images, jobs=min(jobs, len(images)), iters=iters,
+                                      seed=seed)
 
 
 def noise_pool(stills: Sequence[Still], *, seed: int = 0, patch: int = 32,

@@ -69,7 +69,7 @@ def adapt(
     s = Settings(footage=list(footage), out=out_dir, hq=list(hq or []), base=base,
                  minutes=None if iterations is not None else minutes, iterations=iterations,
                  kernel_stills=kernel_stills,
-                 iters=iters or getattr(kernelgan, "DEFAULT_ITERS", 3000), jobs=jobs,
+                 iters=iters or kernelgan.DEFAULT_ITERS, jobs=jobs,
                  threads=threads, seed=seed, weights=weights)
     again = f"run the same command again to continue {out_dir}"
     bar = progress()

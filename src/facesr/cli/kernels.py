@@ -47,7 +47,8 @@ def kernels(
         help="Images, folders (searched recursively) and videos of the source camera.")],
     out_path: Annotated[Path, typer.Option(
         "--out", help="Kernel pool file (.safetensors); if it exists, the run resumes it.")],
-    iters: Annotated[int, typer.Option(help="KernelGAN iterations per source.")] = 3000,
+    iters: Annotated[int, typer.Option(help="KernelGAN iterations per source.")
+                     ] = kernelgan.DEFAULT_ITERS,
     device: Annotated[str, typer.Option(help="Torch device to train on: cpu, cuda, cuda:1.")
                       ] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of every source's KernelGAN run.")] = 0,
@@ -157,8 +158,11 @@ def kernels(
                     est = kernelgan.estimate_kernel(to_tensor(item.image), iters=iters,
                                                     device=dev, seed=seed, callback=on_iter)
                     kernels_done.append(est.kernel)
+                    # the recipe is recorded, not compared: "fast" computes what "legacy"
+                    # did, with equal accuracy (kernelgan's docs), so pools may mix them
                     records.append({"source": str(item.path), "frame": item.frame,
-                                    "width": w, "height": h, **settings})
+                                    "width": w, "height": h, **settings,
+                                    "recipe": kernelgan.RECIPES[0]})
                     done_keys.add(key)
                     pool = KernelPool(torch.stack(kernels_done), records, 4, extra)
                     pool.settings = _pool_settings(pool)
