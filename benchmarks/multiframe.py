@@ -22,6 +22,13 @@ The last column counts the faces where a method beats ``burst-refine0`` (``burst
 that is not run).
 
     python benchmarks/multiframe.py --faces 10 --frames 8
+    python benchmarks/multiframe.py --sweep 1,4,8,16 --rotate 2 --weights ../shared/weights
+
+``--sweep N1,N2,...``: the issue's table instead: bicubic, single-frame and ``upscale_burst``
+(what ``facesr upscale --fuse N`` runs) on the first N frames of each burst, with PSNR-Y,
+LPIPS (with ``--weights``), the identity metrics where the ``identity`` extra is installed
+(face-ID distance to the HR face, share judged the same person) and the time per face.
+``--rotate D``: every frame but the reference also turned by up to +-D degrees.
     python benchmarks/multiframe.py --faces 10 --frames 8 --methods single,burst-refine0,ibp
 """
 
@@ -47,12 +54,15 @@ from facesr.models import zoo
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces_hq" / "ffhq512"
 
 
-def burst(hr: np.ndarray, frames: int, rng: np.random.Generator) -> list[torch.Tensor]:
+def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float = 0.0
+          ) -> list[torch.Tensor]:
     """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted."""
     out = []
     for i in range(frames):
         dx, dy = (0.0, 0.0) if i == 0 else rng.uniform(-4, 4, 2)  # HR px
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        deg = 0.0 if i == 0 or not rotate else float(rng.uniform(-rotate, rotate))
+        m = cv2.getRotationMatrix2D((128.0, 128.0), deg, 1.0).astype(np.float32)
+        m[:, 2] += (dx, dy)
         img = cv2.warpAffine(hr, m, (256, 256), flags=cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REFLECT101)
         img = cv2.GaussianBlur(img, (0, 0), 1.5)
@@ -78,7 +88,13 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.5, help="ibp step size")
     ap.add_argument("--sigma", type=float, default=1.5, help="ibp blur (HR px)")
     ap.add_argument("--down", default="area", choices=("cubic", "area"), help="ibp downscale")
+    ap.add_argument("--sweep", default=None, metavar="N1,N2,...",
+                    help="the table per number of frames (see the module docs)")
+    ap.add_argument("--rotate", type=float, default=0.0, help="max rotation (degrees)")
+    ap.add_argument("--weights", type=Path, default=None, help="metric weights (LPIPS)")
     args = ap.parse_args()
+    if args.sweep:
+        return sweep(args)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     name = args.model or zoo.default_model_name()
@@ -93,7 +109,7 @@ def main() -> None:
     ecc, rejected = [], 0
     for f in files:
         hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
-        crops = burst(hr.permute(1, 2, 0).numpy().copy(), args.frames, rng)
+        crops = burst(hr.permute(1, 2, 0).numpy().copy(), args.frames, rng, args.rotate)
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
@@ -142,6 +158,57 @@ def main() -> None:
         q = np.percentile(ecc, [0, 5, 50])
         print(f"\nECC scores of non-reference frames: min {q[0]:.3f}, 5% {q[1]:.3f}, "
               f"median {q[2]:.3f}; frames rejected: {rejected} of {len(ecc)}")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """bicubic, single and upscale_burst on the first N frames, for each N of --sweep."""
+    from facesr.eval.scoring import MetricLoadError, MetricSet, identity_available
+
+    ns = [int(n) for n in args.sweep.split(",")]
+    rng = np.random.default_rng(args.seed)
+    name = args.model or zoo.default_model_name()
+    net = zoo.load(name)[0]
+    metrics = ["psnr"]
+    for extra in (["lpips"], ["identity", "identity_same"] if identity_available() else []):
+        if not extra:
+            continue
+        try:
+            MetricSet.load(extra, weights_dir=args.weights)
+            metrics += extra
+        except MetricLoadError as e:
+            print(f"left out: {e}")
+    scorer = MetricSet.load(metrics, weights_dir=args.weights, crop_border=4)
+    rows = ["bicubic", "single", *[f"fuse {n}" for n in ns]]
+    got: dict[str, dict[str, list[float]]] = {r: {m: [] for m in metrics} for r in rows}
+    times: dict[str, list[float]] = {r: [] for r in rows}
+    files = sorted(args.data.glob("*.png"))[: args.faces]
+    for f in files:
+        hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
+        crops = burst(hr.permute(1, 2, 0).numpy().copy(), max(ns), rng, args.rotate)
+        for r in rows:
+            t0 = time.perf_counter()
+            if r == "bicubic":
+                sr = F.interpolate(crops[0][None], scale_factor=4, mode="bicubic",
+                                   align_corners=False)[0].clamp(0, 1)
+            elif r == "single":
+                sr = facesr.upscale_face(crops[0], net)
+            else:
+                sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net).image
+            times[r].append(time.perf_counter() - t0)
+            scores, _ = scorer.score(sr.float(), hr)
+            for m in metrics:
+                if scores.get(m) is not None:
+                    got[r][m].append(float(scores[m]))
+    print(f"{len(files)} faces of {args.data.name}, model {name}, shifts up to 4 HR px, "
+          f"rotation up to {args.rotate:g} deg, blur 1.5, noise 8, JPEG 40 per frame\n")
+    print("| method | " + " | ".join(metrics) + " | PSNR-Y vs single | time / face (s) |")
+    print("|---|" + "---|" * (len(metrics) + 2))
+    single = statistics.mean(got["single"]["psnr"])
+    for r in rows:
+        cells = [f"{statistics.mean(got[r][m]):.3f}" if got[r][m] else "-" for m in metrics]
+        print(f"| {r} | " + " | ".join(cells) + f" | "
+              f"{statistics.mean(got[r]['psnr']) - single:+.2f} | "
+              f"{statistics.mean(times[r]):.2f} |")
 
 
 if __name__ == "__main__":
