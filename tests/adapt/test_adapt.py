@@ -189,6 +189,13 @@ def test_upscale_with_the_camera_folder_names_the_profile(camera, tmp_path, text
     assert str(out.resolve()) in rec["model"]["source"]
     assert sha256_file(out / "camera.json") in rec["model"]["source"]
     assert rec["model"]["sha256"] == sha256_file(out / "model.safetensors")
+    # its model.safetensors given directly names the profile too
+    r = runner.invoke(app, ["upscale", str(img), "--out", str(tmp_path / "o2"), "--model",
+                            str(out / "model.safetensors"), "--mode", "face"])
+    assert r.exit_code == 0, r.output
+    rec2 = json.loads((tmp_path / "o2" / "face.json").read_text())
+    assert rec2["model"]["name"] == rec["model"]["name"]
+    assert rec2["model"]["source"] == rec["model"]["source"]
 
 
 def test_training_stops_when_the_budget_says_so(tmp_path, inputs, nearest):

@@ -182,12 +182,20 @@ def _load_path(path: Path) -> tuple[RRDBNet, ModelInfo]:
                                 f"{', '.join(MODELS)}){hint}")
     if path.is_dir():
         return _load_camera(path)
+    if path.name == "model.safetensors" and (path.parent / "camera.json").is_file():
+        return _load_camera(path.parent)  # a camera's model, named as its folder would be
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         raise ValueError(f"{path}: ONNX files run with the onnx backend (--backend onnx)")
     if suffix not in (".safetensors", ".pth", ".pt"):
         raise ValueError(f"{path}: unsupported weight file type {suffix or '(none)'!r}; use "
                          ".safetensors (or a .pth state dict)")
+    return _load_weights(path)
+
+
+def _load_weights(path: Path) -> tuple[RRDBNet, ModelInfo]:
+    """A .safetensors / .pth weights file (its suffix checked by the caller)."""
+    suffix = path.suffix.lower()
     weights = read_rrdb(path)  # format, version, bounds and finiteness checked there
     source = (weights.meta.get("source", "") if suffix == ".safetensors"
               else "torch state dict (loaded with weights_only=True)")
@@ -207,7 +215,7 @@ def _load_camera(path: Path) -> tuple[RRDBNet, ModelInfo]:
     if not weights.is_file():
         raise FileNotFoundError(f"{path}: this camera profile has no model.safetensors yet; "
                                 "run its facesr adapt command again to finish it")
-    model, info = _load_path(weights)
+    model, info = _load_weights(weights)
     source = (f"camera profile {path.resolve()} (facesr adapt; camera.json sha256 "
               f"{sha256_file(camera)}); {info.source}")
     return model, ModelInfo(f"camera:{path.resolve().name}", info.architecture, info.arch,
