@@ -5,7 +5,8 @@ face's centre and zoomed (nearest) so single pixels can be judged.
     python scripts/side_by_side.py eval/sharp-test --methods bicubic,facesr-default,v3 \
         --images london512_n_002_03,london512_s_003_03 --out side_by_side.png
 
-Rows are images, columns LR | methods... | HR, each labelled.
+Rows are images, columns LR | methods... | HR, each labelled. A `facesr evaluate real` folder
+(real low-quality faces, no reference) gives the same picture without the HR column.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def main() -> None:
     names = args.labels.split(",") if args.labels else methods
     rows = []
     for image in (i for i in args.images.split(",") if i):
-        hr = cv2.imread(str(args.folder / "images" / "hr" / f"{image}.png"), cv2.IMREAD_COLOR)
+        hr_file = args.folder / "images" / "hr" / f"{image}.png"
+        hr = cv2.imread(str(hr_file), cv2.IMREAD_COLOR) if hr_file.is_file() else None
         lr = cv2.imread(str(args.folder / "images" / "lr" / f"{image}.png"), cv2.IMREAD_COLOR)
-        if hr is None or lr is None:
+        if lr is None or (hr is None and (args.folder / "images" / "hr").is_dir()):
             raise SystemExit(f"{image}: no LR/HR pair in {args.folder}/images")
         lr4 = cv2.resize(lr, (lr.shape[1] * 4, lr.shape[0] * 4), interpolation=cv2.INTER_NEAREST)
         tiles = [label(crop_zoom(lr4, args.frac, args.zoom), "LR input")]
@@ -57,11 +59,15 @@ def main() -> None:
             if out is None:
                 raise SystemExit(f"{image}: no output of {m} in {args.folder}/images/{m}")
             tiles.append(label(crop_zoom(out, args.frac, args.zoom), name))
-        tiles.append(label(crop_zoom(hr, args.frac, args.zoom), "HR reference"))
+        if hr is not None:
+            tiles.append(label(crop_zoom(hr, args.frac, args.zoom), "HR reference"))
         rows.append(np.hstack(tiles))
+    width = max(r.shape[1] for r in rows)  # real faces differ in size: pad rows to the widest
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+            for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    print(f"wrote {args.out}: {len(rows)} faces x {len(methods) + 2} columns")
+    print(f"wrote {args.out}: {len(rows)} faces x {len(tiles)} columns")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,28 @@ def test_pack_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     r = runner.invoke(app, ["models", "pack", str(bad), "--out", str(tmp_path / "o.safetensors")])
     assert r.exit_code == 1 and "bad.safetensors" in r.output
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_interpolate_blends_every_weight_and_refuses_other_architectures(tmp_path: Path) -> None:
+    a = _model(tmp_path)
+    torch.manual_seed(1)
+    b = save_rrdb(tmp_path / "b.safetensors", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4))
+    sa, sb = load_rrdb(a).state_dict(), load_rrdb(b).state_dict()
+    for alpha in (0.0, 0.3, 1.0):
+        out = tmp_path / f"i{alpha}.safetensors"
+        r = runner.invoke(app, ["models", "interpolate", str(a), str(b), "--alpha", str(alpha),
+                                "--out", str(out), "--dtype", "fp32"])
+        assert r.exit_code == 0, r.output
+        g, info = load(out)
+        for k, v in g.state_dict().items():
+            assert torch.allclose(v, alpha * sa[k] + (1 - alpha) * sb[k], atol=1e-6), k
+        assert f"{alpha:g} x g.safetensors" in info.source  # names the files it read
+        assert f"{1 - alpha:g} x b.safetensors" in info.source
+    other = save_rrdb(tmp_path / "c.safetensors", RRDBNet(num_feat=8, num_block=2, num_grow_ch=4))
+    r = runner.invoke(app, ["models", "interpolate", str(a), str(other), "--alpha", "0.5",
+                            "--out", str(tmp_path / "x.safetensors")])
+    assert r.exit_code == 1 and "different architectures" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "x.safetensors").exists()
+    r = runner.invoke(app, ["models", "interpolate", str(a), str(b), "--alpha", "1.5",
+                            "--out", str(tmp_path / "y.safetensors")])
+    assert r.exit_code == 2 and not (tmp_path / "y.safetensors").exists()

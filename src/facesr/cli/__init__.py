@@ -67,6 +67,7 @@ models_app = typer.Typer(**HELP, help="Bring model weights into facesr's format.
                          no_args_is_help=True)
 models_app.command("import-ncnn")(models.import_ncnn)
 models_app.command("pack")(models.pack)
+models_app.command("interpolate")(models.interpolate)
 app.add_typer(models_app, name="models")
 
 export_app = typer.Typer(**HELP, help="Export models for other runtimes.", no_args_is_help=True)

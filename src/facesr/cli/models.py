@@ -1,4 +1,5 @@
-"""facesr models commands: bring third-party generator weights into our safetensors format."""
+"""facesr models commands: bring third-party generator weights into our safetensors format,
+pack them for shipping, and interpolate two of them."""
 
 from __future__ import annotations
 
@@ -91,3 +92,40 @@ def pack(
     n = sum(p.numel() for p in g.parameters())
     console.print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, {n:,} parameters stored as "
                   f"{dtype}; output moves by at most {diff:.2e} (0-1 scale) vs the input weights")
+
+
+def interpolate(
+    a: Annotated[str, typer.Argument(help="The model weighted by --alpha: a name or weight "
+                                          "file (e.g. facesr-rrdb23, the faithful one).")],
+    b: Annotated[str, typer.Argument(help="The model weighted by 1 - alpha, of the same "
+                                          "architecture (e.g. a GAN-stage model).")],
+    *,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of A.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Safetensors file to write.")],
+    dtype: Annotated[str, typer.Option(help="Stored precision: fp16 or fp32.")] = "fp16",
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Network interpolation (ESRGAN): every weight = alpha * A + (1 - alpha) * B.
+
+    Between a faithful (L1) model and a GAN-stage one of the same architecture, alpha picks
+    a point between fidelity and texture without training; facesr-gan is made this way (its
+    model card has the sweep). The file records both sources and alpha.
+    """
+    from facesr.models.rrdb import interpolate as interp
+    from facesr.models.zoo import load
+
+    if dtype not in _DTYPES:
+        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
+    if out.exists() and not overwrite:
+        err.print(f"[red]error[/red] {out}: exists (pass --overwrite to replace it)")
+        raise typer.Exit(code=1)
+    try:
+        (ga, ia), (gb, ib) = load(a), load(b)
+        g = interp(ga, gb, alpha)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error[/red] {e}", soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    source = (f"network interpolation {alpha:g} x {ia.name} (sha256 {ia.sha256[:16]}) + "
+              f"{1 - alpha:g} x {ib.name} (sha256 {ib.sha256[:16]})")
+    save_rrdb(out, g, dtype=_DTYPES[dtype], source=source)
+    console.print(f"{out}: {out.stat().st_size / 1e6:.2f} MB, {source}; stored as {dtype}")

@@ -14,6 +14,7 @@ and reads it (:func:`load_rrdb` builds the network).
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import re
@@ -402,3 +403,25 @@ def _torch_load(p: Path) -> Mapping[str, object]:
 def load_rrdb(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> RRDBNet:
     """Build an RRDBNet from a weight file checked by :func:`read_rrdb` (float32 weights)."""
     return read_rrdb(path).model(device)
+
+
+def interpolate(a: RRDBNet, b: RRDBNet, alpha: float) -> RRDBNet:
+    """ESRGAN's network interpolation (Wang et al. 2018, section 3.4): a new network whose every
+    parameter is ``alpha * a + (1 - alpha) * b``. With ``a`` a PSNR-oriented model and ``b`` a
+    GAN-stage one fine-tuned from it (or its ancestor), ``alpha`` trades fidelity for texture
+    smoothly, without the noise a pixel-wise blend of the two outputs keeps.
+
+    Raises:
+        ValueError: the architectures differ (parameter-wise interpolation needs one shape), or
+            ``alpha`` is outside [0, 1].
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if a.arch() != b.arch():
+        raise ValueError(f"different architectures: {a.arch()} and {b.arch()}; network "
+                         "interpolation needs two networks of one architecture")
+    out = copy.deepcopy(a)
+    sb = b.state_dict()
+    out.load_state_dict({k: (alpha * v.float() + (1 - alpha) * sb[k].float()).to(v.dtype)
+                         for k, v in a.state_dict().items()})
+    return out
