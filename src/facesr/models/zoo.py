@@ -9,6 +9,8 @@ Names (a plain dict, :data:`MODELS`):
   ``src/facesr/models/weights/`` with its model card ``facesr-default.md``.
 - ``facesr-rrdb23``: Real-ESRGAN x4plus fine-tuned on facesr's face degradations (RRDB-23,
   fp16, with its model card ``facesr-rrdb23.md``): more faithful, about 7x slower.
+- ``facesr-gan``: the perceptual model (RRDB-23, fp16, model card ``facesr-gan.md``): sharper,
+  more natural texture than ``facesr-rrdb23``, with its fidelity kept above bicubic's.
 
 Paths: ``.safetensors`` files written by :func:`facesr.models.rrdb.save_rrdb` (metadata
 ``format`` = ``facesr.rrdb`` and a known ``version`` are required), and BasicSR / Real-ESRGAN /
@@ -17,7 +19,7 @@ refuses anything but tensors and plain containers (no arbitrary pickled code run
 read and checked by :func:`facesr.models.rrdb.read_rrdb`.
 
 >>> sorted(MODELS)
-['facesr-default', 'facesr-rrdb23', 'realesrgan-x4plus']
+['facesr-default', 'facesr-gan', 'facesr-rrdb23', 'realesrgan-x4plus']
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ MODELS: dict[str, ZooEntry] = {
                               "facesr-default; 7x slower (fp16; model card beside it)",
                               "research only (fine-tuned on UTKFace, non-commercial research; "
                               "the Real-ESRGAN base weights are BSD-3)"),
+    "facesr-gan": ZooEntry("shipped", "facesr-gan.safetensors",
+                           "facesr's perceptual face model (RRDBNet 23 / 64 / 32): sharper, more "
+                           "natural texture than facesr-rrdb23 at PSNR above bicubic's; "
+                           "textures are synthesised (fp16; model card beside it)",
+                           "research only (built from facesr-rrdb23, fine-tuned on UTKFace, "
+                           "non-commercial research; the Real-ESRGAN weights in it are BSD-3)"),
     "realesrgan-x4plus": ZooEntry("ncnn", "realesrgan-x4plus",
                                   "Real-ESRGAN x4plus, general-purpose RRDB-23 (not face-specific)",
                                   "BSD-3-Clause"),

@@ -94,7 +94,8 @@ def upscale(
     model: Annotated[str | None, typer.Option(
         "-n", "--model", metavar="TEXT",
         help="A model name: facesr-default (the default: faithful, fast), facesr-rrdb23 "
-        "(faithful, 7x slower), realesrgan-x4plus (sharp, redraws faces); a weights file "
+        "(faithful, 7x slower), facesr-gan (sharper texture, 7x slower), realesrgan-x4plus "
+        "(sharp, redraws faces); a weights file "
         "(.safetensors, .pth; .onnx with --backend onnx); or a camera folder of facesr "
         "adapt.", show_default=False)] = None,
     mode: Annotated[str, typer.Option(
