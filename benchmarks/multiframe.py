@@ -73,6 +73,19 @@ def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float =
     return out
 
 
+def hr_and_burst(path: Path, frames: int, rng: np.random.Generator, rotate: float
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The 256 px HR face of ``path`` and ``frames`` degraded LR crops of it (:func:`burst`)."""
+    hr = F.interpolate(read_image(path)[None], size=(256, 256), mode="area")[0]
+    return hr, burst(hr.permute(1, 2, 0).numpy().copy(), frames, rng, rotate)
+
+
+def bicubic(crop: torch.Tensor) -> torch.Tensor:
+    """x4 bicubic of one LR crop, clamped to [0, 1]."""
+    return F.interpolate(crop[None], scale_factor=4, mode="bicubic",
+                         align_corners=False)[0].clamp(0, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=10)
@@ -108,13 +121,11 @@ def main() -> None:
     times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
     for f in files:
-        hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
-        crops = burst(hr.permute(1, 2, 0).numpy().copy(), args.frames, rng, args.rotate)
+        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate)
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
-                sr = F.interpolate(crops[0][None], scale_factor=4, mode="bicubic",
-                                   align_corners=False)[0].clamp(0, 1)
+                sr = bicubic(crops[0])
             elif m == "single":
                 sr = facesr.upscale_face(crops[0], net)
             elif m == "burst-mean":
@@ -183,13 +194,11 @@ def sweep(args: argparse.Namespace) -> None:
     times: dict[str, list[float]] = {r: [] for r in rows}
     files = sorted(args.data.glob("*.png"))[: args.faces]
     for f in files:
-        hr = F.interpolate(read_image(f)[None], size=(256, 256), mode="area")[0]
-        crops = burst(hr.permute(1, 2, 0).numpy().copy(), max(ns), rng, args.rotate)
+        hr, crops = hr_and_burst(f, max(ns), rng, args.rotate)
         for r in rows:
             t0 = time.perf_counter()
             if r == "bicubic":
-                sr = F.interpolate(crops[0][None], scale_factor=4, mode="bicubic",
-                                   align_corners=False)[0].clamp(0, 1)
+                sr = bicubic(crops[0])
             elif r == "single":
                 sr = facesr.upscale_face(crops[0], net)
             else:
