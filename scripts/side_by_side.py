@@ -66,7 +66,9 @@ def main() -> None:
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
             for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    params = ([cv2.IMWRITE_JPEG_QUALITY, 95] if args.out.suffix.lower() in (".jpg", ".jpeg")
+              else [cv2.IMWRITE_PNG_COMPRESSION, 9])  # .jpg: smaller, for large real crops
+    cv2.imwrite(str(args.out), np.vstack(rows), params)
     print(f"wrote {args.out}: {len(rows)} faces x {len(tiles)} columns")
 
 

