@@ -132,13 +132,14 @@ def _is_sha(text: str) -> bool:
 
 
 def _dirty(root: Path) -> bool | None:
-    """Whether tracked files differ from the commit (None: git is absent or too slow). Runs
+    """Whether tracked files differ from the commit (None: git is absent, fails or takes over
+    30 s: it runs once per process, and on a loaded machine 5 s was not always enough). Runs
     ``git status`` without optional locks, so it never writes the repository's index."""
     try:
         done = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
              "--untracked-files=no"],
-            capture_output=True, timeout=5, check=False,
+            capture_output=True, timeout=30, check=False,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
     except (OSError, subprocess.SubprocessError):
         return None
