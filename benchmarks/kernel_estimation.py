@@ -4,7 +4,7 @@
     python benchmarks/kernel_estimation.py --images 2 --iters 1500 --faces 2 --jobs 2
     # settings side by side (ITERS:RECIPE, see kernelgan.RECIPES), each case under each:
     OMP_NUM_THREADS=1 python benchmarks/kernel_estimation.py --images 2 --jobs 1 \
-        --compare 3000:legacy,3000:fast,2000:fast
+        --compare 3000:legacy,3000:fast,2000:fast:b2   # b2: 2 crops per iteration
 
 Protocol: a clean image is blurred with a known anisotropic Gaussian x4 kernel and subsampled
 x4 (``blur_downsample``); KernelGAN sees only that LR image. Two errors per estimate:
@@ -83,19 +83,20 @@ def _warm_up() -> None:
     kernelgan.estimate_kernel(torch.rand(3, 40, 40), iters=2)
 
 
-def one(job: tuple[str, tuple[float, float, float], int, str, int]) -> dict:
+def one(job: tuple[str, tuple[float, float, float], int, str, int, int]) -> dict:
     """Estimate one (image, kernel) case under one setting; returns its errors and times."""
-    name, (sx, sy, deg), iters, recipe, seed = job
+    name, (sx, sy, deg), iters, recipe, seed, batch = job
     torch.set_num_threads(1)
     hr = load(name)
     true = gaussian_kernel(kernelgan.X4_SIZE, sx, sy, math.radians(deg))
     lr = blur_downsample(hr, true, 4)
     t, cpu = time.perf_counter(), time.process_time()
-    est = kernelgan.estimate_kernel(lr, iters=iters, seed=seed, recipe=recipe).kernel
+    est = kernelgan.estimate_kernel(lr, iters=iters, seed=seed, recipe=recipe,
+                                    batch=batch).kernel
     cpu, secs = time.process_time() - cpu, time.perf_counter() - t
     bic = bicubic_kernel(4, kernelgan.X4_SIZE)
     return {
-        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}", "setting": f"{iters}:{recipe}",
+        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}", "setting": _label(iters, recipe, batch),
         "secs": secs, "cpu": cpu,
         "l2_est": kernelgan.centred_l2(est, true), "l2_bic": kernelgan.centred_l2(bic, true),
         "psnr_est": _psnr(blur_downsample(hr, est, 4), lr),
@@ -123,17 +124,25 @@ def table(rows: list[dict], title: str) -> None:
           f"on re-degradation PSNR (mean {mean['psnr_est'] - mean['psnr_bic']:+.2f} dB).")
 
 
-def _settings(text: str) -> list[tuple[int, str]]:
-    """'3000:legacy,2000:fast' -> [(3000, 'legacy'), (2000, 'fast')] (recipe default 'fast')."""
+def _label(iters: int, recipe: str, batch: int) -> str:
+    return f"{iters}:{recipe}" + (f":b{batch}" if batch != kernelgan.BATCH else "")
+
+
+def _settings(text: str) -> list[tuple[int, str, int]]:
+    """'3000:legacy,2000:fast:b2' -> [(3000, 'legacy', 1), (2000, 'fast', 2)] (recipe default
+    'fast', crops per iteration default kernelgan.BATCH)."""
     out = []
     for item in text.split(","):
-        iters, _, recipe = item.strip().partition(":")
+        iters, _, rest = item.strip().partition(":")
+        recipe, _, batch = rest.partition(":")
         recipe = recipe or "fast"
-        if not iters.isdigit() or int(iters) < 1 or recipe not in kernelgan.RECIPES:
+        batch = batch[1:] if batch.startswith("b") else (batch or str(kernelgan.BATCH))
+        if (not iters.isdigit() or int(iters) < 1 or recipe not in kernelgan.RECIPES
+                or not batch.isdigit() or int(batch) < 1):
             raise argparse.ArgumentTypeError(
-                f"bad setting {item!r}: want ITERS:RECIPE, RECIPE one of "
+                f"bad setting {item!r}: want ITERS:RECIPE[:bBATCH], RECIPE one of "
                 f"{', '.join(kernelgan.RECIPES)}")
-        out.append((int(iters), recipe))
+        out.append((int(iters), recipe, int(batch)))
     return out
 
 
@@ -181,14 +190,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (1 thread each)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    settings = args.compare or [(args.iters, "fast")]
+    settings = args.compare or [(args.iters, "fast", kernelgan.BATCH)]
     natural = args.names.split(",") if args.names else [*NATURAL[:args.images], "dead_leaves"]
     faces = [str(p) for p in sorted(args.hq.glob("*.png"))[:args.faces]]
     if args.faces and not faces:
         raise SystemExit(f"no faces in {args.hq} (needs ../shared/data)")
     # case by case, every setting of a case in a row: an interrupted run still pairs them
-    jobs = [(n, k, it, recipe, args.seed) for n in natural + faces for k in KERNELS
-            for it, recipe in settings]
+    jobs = [(n, k, it, recipe, args.seed, b) for n in natural + faces for k in KERNELS
+            for it, recipe, b in settings]
     t = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.jobs, initializer=_warm_up) as pool:
@@ -200,12 +209,13 @@ def main(argv: list[str] | None = None) -> None:
                       f"({r['psnr_bic']:.2f}), {r['cpu']:.1f} s CPU, {r['secs']:.1f} s wall",
                       flush=True)
     wall = time.perf_counter() - t
-    rows_by = {f"{it}:{recipe}": [r for r in rows if r["setting"] == f"{it}:{recipe}"]
-               for it, recipe in settings}
+    rows_by = {_label(*st): [r for r in rows if r["setting"] == _label(*st)]
+               for st in settings}
     for name, srows in rows_by.items():
         it = name.split(":")[0]
         nat = [r for r in srows if r["image"] in natural]
-        what = f"{it} iterations, recipe {name.split(':')[1]}, seed {args.seed}"
+        what = f"{it} iterations, recipe {name.split(':')[1]}, seed {args.seed}" + (
+            f", {name.split(':')[2][1:]} crops per iteration" if name.count(":") > 1 else "")
         table(nat, f"Kernel estimation, natural images ({what})")
         if faces:
             face_rows = [r for r in srows if r["image"] not in natural]

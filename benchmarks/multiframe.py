@@ -45,8 +45,9 @@ import torch
 import torch.nn.functional as F
 
 import facesr
+from facesr.data.inputs import hq_files
 from facesr.degrade.jpeg import jpeg_roundtrip
-from facesr.infer.burst import back_project, fuse
+from facesr.infer.burst import back_project, burst_model_name, fuse
 from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
@@ -54,10 +55,15 @@ from facesr.models import zoo
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces_hq" / "ffhq512"
 
 
-def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float = 0.0
-          ) -> list[torch.Tensor]:
-    """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted."""
+def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float = 0.0,
+          background: np.ndarray | None = None) -> list[torch.Tensor]:
+    """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted.
+
+    ``background`` (256, 256, 3): a static scene behind the face: each frame is the moved face,
+    cut out by a soft ellipse (:func:`face_alpha`), over the unmoved background, as in a fixed
+    crop box of a video whose face moves and whose scene does not."""
     out = []
+    alpha = None if background is None else face_alpha()
     for i in range(frames):
         dx, dy = (0.0, 0.0) if i == 0 else rng.uniform(-4, 4, 2)  # HR px
         deg = 0.0 if i == 0 or not rotate else float(rng.uniform(-rotate, rotate))
@@ -65,6 +71,9 @@ def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float =
         m[:, 2] += (dx, dy)
         img = cv2.warpAffine(hr, m, (256, 256), flags=cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REFLECT101)
+        if alpha is not None:
+            a = cv2.warpAffine(alpha, m, (256, 256), flags=cv2.INTER_LINEAR)[..., None]
+            img = a * img + (1 - a) * background
         img = cv2.GaussianBlur(img, (0, 0), 1.5)
         lr = cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC)
         lr = lr + rng.normal(0, 8 / 255, lr.shape).astype(np.float32)
@@ -73,11 +82,52 @@ def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float =
     return out
 
 
-def hr_and_burst(path: Path, frames: int, rng: np.random.Generator, rotate: float
-                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The 256 px HR face of ``path`` and ``frames`` degraded LR crops of it (:func:`burst`)."""
+def face_alpha(side: int = 256) -> np.ndarray:
+    """A soft ellipse (side, side) float32 over the face and hair of an aligned face crop:
+    radii 0.34 x 0.44 of the side around the centre, a 12% feather."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side - 0.5
+    r = np.sqrt((x / 0.34) ** 2 + (y / 0.44) ** 2)
+    return np.clip((1.0 - r) / 0.12, 0.0, 1.0).astype(np.float32)
+
+
+def backgrounds(video: Path, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` random 256 px crops (float32 RGB) of the first frame of ``video``."""
+    from facesr.io import iter_video_frames
+
+    frame = next(iter_video_frames(video))[1]
+    h, w = frame.shape[:2]
+    out = []
+    for _ in range(n):
+        y, x = int(rng.integers(0, h - 256 + 1)), int(rng.integers(0, w - 256 + 1))
+        out.append(np.ascontiguousarray(frame[y:y + 256, x:x + 256], np.float32))
+    return out
+
+
+def hr_and_burst(path: Path, frames: int, rng: np.random.Generator, rotate: float,
+                 background: np.ndarray | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The 256 px HR reference of ``path`` (with ``background``: the face over it, as frame 0
+    shows it) and ``frames`` degraded LR crops of it (:func:`burst`)."""
     hr = F.interpolate(read_image(path)[None], size=(256, 256), mode="area")[0]
-    return hr, burst(hr.permute(1, 2, 0).numpy().copy(), frames, rng, rotate)
+    arr = hr.permute(1, 2, 0).numpy().copy()
+    crops = burst(arr, frames, rng, rotate, background)
+    if background is not None:
+        a = face_alpha()[..., None]
+        hr = torch.from_numpy(np.ascontiguousarray(a * arr + (1 - a) * background)).permute(2, 0, 1)
+    return hr, crops
+
+
+def _faces(data: Path, n: int) -> list[Path]:
+    """The first ``n`` faces of a folder (sorted .png, as before lists existed) or list."""
+    if data.is_dir() and any(data.glob("*.png")):
+        return sorted(data.glob("*.png"))[:n]
+    return hq_files([data])[:n]
+
+
+def _scenes(args: argparse.Namespace, n: int) -> list[np.ndarray | None]:
+    """--background's crops, one per face (their own seed: the bursts stay those without)."""
+    if args.background is None:
+        return [None] * n
+    return backgrounds(args.background, n, np.random.default_rng([args.seed, 1]))
 
 
 def bicubic(crop: torch.Tensor) -> torch.Tensor:
@@ -90,8 +140,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=10)
     ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="a folder of faces or a .txt list (configs/splits/sharp-val.txt)")
     ap.add_argument("--model", default=None, help="default: facesr-default (zoo default)")
+    ap.add_argument("--burst-model", default=None,
+                    help="the model for fused crops (upscale_burst's burst_model; default: "
+                    "its own choice, facesr-burst when shipped and --model is not given)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="bicubic,single,burst-mean,burst-refine0,burst",
                     help="comma-separated subset of bicubic,single,burst-mean,burst-refine0,"
@@ -104,6 +158,9 @@ def main() -> None:
     ap.add_argument("--sweep", default=None, metavar="N1,N2,...",
                     help="the table per number of frames (see the module docs)")
     ap.add_argument("--rotate", type=float, default=0.0, help="max rotation (degrees)")
+    ap.add_argument("--background", type=Path, default=None, metavar="VIDEO",
+                    help="put each face over a static scene: a random 256 px crop of this "
+                    "video's first frame (e.g. ../shared/data/video/pets_vtest_768x576.avi)")
     ap.add_argument("--weights", type=Path, default=None, help="metric weights (LPIPS)")
     args = ap.parse_args()
     if args.sweep:
@@ -112,7 +169,10 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     name = args.model or zoo.default_model_name()
     net = zoo.load(name)[0]
-    files = sorted(args.data.glob("*.png"))[: args.faces]
+    bname = args.burst_model or (burst_model_name(None) if not args.model else name)
+    bnet = zoo.load(bname)[0]
+    files = _faces(args.data, args.faces)
+    scenes = _scenes(args, len(files))
     methods = tuple(args.methods.split(","))
     names = [m for m in methods if m != "ibp"]
     if "ibp" in methods:
@@ -120,8 +180,8 @@ def main() -> None:
     scores: dict[str, list[float]] = {m: [] for m in names}
     times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
-    for f in files:
-        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate)
+    for f, scene in zip(files, scenes, strict=True):
+        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene)
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
@@ -129,22 +189,23 @@ def main() -> None:
             elif m == "single":
                 sr = facesr.upscale_face(crops[0], net)
             elif m == "burst-mean":
-                fused = fuse(crops, 0, min_score=-1.0, clip=1e9)[0]
-                sr = facesr.upscale_face(fused, net)
+                fused = fuse(crops, 0, min_score=-1.0, robust=False)[0]
+                sr = facesr.upscale_face(fused, bnet)
             elif m in ("burst", "burst-refine0"):
-                res = facesr.upscale_burst(crops, model=net,
+                res = facesr.upscale_burst(crops, model=net, burst_model=bnet,
                                            **({"refine": 0} if m == "burst-refine0" else {}))
                 sr = res.image
                 if m == "burst":
                     ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
                     rejected += len(res.rejected)
             elif m == "ibp":
-                res = facesr.upscale_burst(crops, model=net, refine=0)
+                res = facesr.upscale_burst(crops, model=net, burst_model=bnet, refine=0)
                 t1 = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                outs = back_project(res.image, [crops[i] for i in res.used], res.warps,
-                                    iterations=args.ibp, step=args.step, sigma=args.sigma,
-                                    down=args.down)
+                outs = back_project(res.image, [crops[i] for i, _, _ in res.views],
+                                    [w for _, w, _ in res.views],
+                                    weights=[wt for _, _, wt in res.views], iterations=args.ibp,
+                                    step=args.step, sigma=args.sigma, down=args.down)
                 per = (time.perf_counter() - t0) / args.ibp
                 for k, sr in enumerate(outs, 1):
                     times[f"ibp{k}"].append(t1 + k * per)
@@ -154,7 +215,7 @@ def main() -> None:
                 raise SystemExit(f"unknown method {m}")
             times[m].append(time.perf_counter() - t0)
             scores[m].append(float(psnr(sr[None], hr[None], crop_border=4)[0]))
-    print(f"{len(files)} faces, {args.frames} frames, model {name}\n")
+    print(f"{len(files)} faces, {args.frames} frames, model {name}, fused crops {bname}\n")
     base = "single" if "single" in scores else names[0]
     single = statistics.mean(scores[base])
     ref = next((m for m in ("burst-refine0", "burst") if m in scores), base)
@@ -192,9 +253,12 @@ def sweep(args: argparse.Namespace) -> None:
     rows = ["bicubic", "single", *[f"fuse {n}" for n in ns]]
     got: dict[str, dict[str, list[float]]] = {r: {m: [] for m in metrics} for r in rows}
     times: dict[str, list[float]] = {r: [] for r in rows}
-    files = sorted(args.data.glob("*.png"))[: args.faces]
-    for f in files:
-        hr, crops = hr_and_burst(f, max(ns), rng, args.rotate)
+    files = _faces(args.data, args.faces)
+    burst_net = zoo.load(args.burst_model)[0] if args.burst_model else None
+    bname = args.burst_model or (burst_model_name(None) if not args.model else name)
+    scenes = _scenes(args, len(files))
+    for f, scene in zip(files, scenes, strict=True):
+        hr, crops = hr_and_burst(f, max(ns), rng, args.rotate, scene)
         for r in rows:
             t0 = time.perf_counter()
             if r == "bicubic":
@@ -202,14 +266,17 @@ def sweep(args: argparse.Namespace) -> None:
             elif r == "single":
                 sr = facesr.upscale_face(crops[0], net)
             else:
-                sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net).image
+                sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net,
+                                          burst_model=burst_net or bname).image
             times[r].append(time.perf_counter() - t0)
             scores, _ = scorer.score(sr.float(), hr)
             for m in metrics:
                 if scores.get(m) is not None:
                     got[r][m].append(float(scores[m]))
-    print(f"{len(files)} faces of {args.data.name}, model {name}, shifts up to 4 HR px, "
-          f"rotation up to {args.rotate:g} deg, blur 1.5, noise 8, JPEG 40 per frame\n")
+    print(f"{len(files)} faces of {args.data.name}, model {name}, fused crops {bname}, "
+          f"shifts up to 4 HR px, rotation up to {args.rotate:g} deg, blur 1.5, noise 8, "
+          "JPEG 40 per frame"
+          + (f", over scenes of {args.background.name}" if args.background else "") + "\n")
     print("| method | " + " | ".join(metrics) + " | PSNR-Y vs single | time / face (s) |")
     print("|---|" + "---|" * (len(metrics) + 2))
     single = statistics.mean(got["single"]["psnr"])

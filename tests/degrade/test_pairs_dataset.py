@@ -77,3 +77,41 @@ def test_dataset_crops_are_aligned_with_whole_image_degradation(faces: list[Path
 def test_dataset_refuses_images_too_small(faces: list[Path]) -> None:
     with pytest.raises(ValueError, match="holds a 512 px crop"):
         DegradedFaces(faces, _pools(), PRESETS["paper"], hr_patch=512)
+
+
+def test_burst_items_are_fused_frames_with_less_noise(tmp_path: Path) -> None:
+    """data.burst: the LR is a fused burst; 8 frames of one camera (same blur, fresh white noise
+    each) leave far less noise than one frame, and items stay deterministic."""
+    yy, xx = np.mgrid[0:200, 0:200]
+    img = np.dstack([60 + 0.6 * xx, 80 + 0.5 * yy, 120 + 0.3 * (xx - yy)]).astype(np.uint8)
+    for (cx, cy, r), colour in zip([(60, 70, 25), (130, 90, 35), (100, 150, 20)],
+                                   [(250, 240, 230), (20, 30, 40), (200, 60, 60)], strict=True):
+        cv2.circle(img, (cx, cy), r, colour, -1)
+    faces = [tmp_path / "shapes.png"]
+    cv2.imwrite(str(faces[0]), cv2.GaussianBlur(img, (0, 0), 1.5))
+    cfg = DegradeConfig(kernel="bicubic", noise="gaussian", noise_sigma=8.0, jpeg_prob=0.0,
+                        quantize=False)
+    kw = {"hr_patch": 128, "factors": (1.0,), "augment": False}
+    one = DegradedFaces(faces[:1], Pools(), cfg, **kw)[0]
+    ds = DegradedFaces(faces[:1], Pools(), cfg, burst=(8, 8), burst_shift=3.0, **kw)
+    a, b = ds[0], ds[0]
+    assert a["lr"].shape == (3, 32, 32) and a["hr"].shape == (3, 128, 128)
+    assert torch.equal(a["lr"], b["lr"]) and torch.equal(a["hr"], one["hr"])
+    assert a["record"]["burst"] == 8 and a["record"]["burst_used"] >= 6
+    clean = F.interpolate(a["hr"][None], scale_factor=0.25, mode="bicubic", antialias=True)[0]
+    inner = (slice(None), slice(3, -3), slice(3, -3))
+    err_one = float((one["lr"] - clean)[inner].std())
+    err_fused = float((a["lr"] - clean)[inner].std())
+    assert err_one > 6 / 255  # one frame keeps its noise (sigma 8)
+    assert err_fused < 0.6 * err_one, (err_fused, err_one)
+
+
+def test_burst_range_is_checked(faces: list[Path]) -> None:
+    from facesr.config import ConfigError
+    from facesr.train.config import load_config
+
+    with pytest.raises(ValueError, match="burst"):
+        DegradedFaces(faces, _pools(), PRESETS["paper"], hr_patch=64, burst=(4, 2))
+    with pytest.raises(ConfigError, match="data.burst"):
+        load_config(None, ["data.burst=[4, 2]"])
+    assert load_config(None, ["data.burst=[2, 16]"]).data.burst == (2, 16)

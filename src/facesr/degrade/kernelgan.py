@@ -284,6 +284,7 @@ def estimate_kernel(
     img: Tensor, *, scale: int = 4, iters: int = DEFAULT_ITERS,
     device: str | torch.device = "cpu", seed: int = 0,
     callback: Callable[[int, int], None] | None = None, recipe: str = "fast",
+    batch: int = BATCH,
 ) -> KernelEstimate:
     """Estimate the blur kernel of one image with KernelGAN.
 
@@ -297,6 +298,7 @@ def estimate_kernel(
         recipe: "fast" or "legacy" (``RECIPES``; see the module docstring). Same seed and
             iterations, different recipe: a different estimate, as accurate within the
             seed-to-seed spread (``benchmarks/kernel_estimation.py --compare``).
+        batch: G crops (and as many real crops for D) per iteration.
     Returns:
         ``KernelEstimate``; its kernels sum to 1 and are centred (``kernels.py`` convention).
     Shape: img (3, H, W) -> kernel (25, 25) (scale 4) or (13, 13) (scale 2).
@@ -309,8 +311,8 @@ def estimate_kernel(
                          "for kernel estimation")
     if scale not in (2, 4):
         raise ValueError(f"scale must be 2 or 4, got {scale}")
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    if iters < 1 or batch < 1:
+        raise ValueError(f"iters and batch must be >= 1, got {iters} and {batch}")
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     dev = torch.device(device)
@@ -320,8 +322,8 @@ def estimate_kernel(
     d_crop = (g_crop - X2_SIZE) // 2 + 1
     rng = np.random.default_rng(seed)
     lum = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])
-    g_starts = _crop_starts(lum, g_crop, iters * BATCH, rng).reshape(iters, BATCH, 2)
-    d_starts = _crop_starts(lum, d_crop, iters * BATCH, rng).reshape(iters, BATCH, 2)
+    g_starts = _crop_starts(lum, g_crop, iters * batch, rng).reshape(iters, batch, 2)
+    d_starts = _crop_starts(lum, d_crop, iters * batch, rng).reshape(iters, batch, 2)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

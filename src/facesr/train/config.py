@@ -58,6 +58,11 @@ class DataConfig:
     # keep near-duplicate files (facesr.data.dedup) on one side of the held-out split;
     # false gives the per-file split of runs made before it existed
     val_group_near_duplicates: bool = True
+    # train on fused bursts (facesr.data.dataset.DegradedFaces, issue 17): frames per burst,
+    # an inclusive range drawn uniformly; null: single degraded frames
+    burst: tuple[int, int] | None = None
+    burst_shift: float = 4.0  # frames but the first shifted by up to this many HR px in x, y
+    burst_rotate: float = 2.0  # ... and turned by up to this many degrees
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -72,6 +77,12 @@ class DataConfig:
             raise ConfigError(f"data.val_count must be >= 0 or null, got {self.val_count}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.burst is not None and not (len(self.burst) == 2
+                                           and 1 <= self.burst[0] <= self.burst[1]):
+            raise ConfigError(f"data.burst must be [low, high] frames with 1 <= low <= high, "
+                              f"got {list(self.burst)}")
+        if self.burst_shift < 0 or self.burst_rotate < 0:
+            raise ConfigError("data.burst_shift and data.burst_rotate must be >= 0")
         if not self.factors or any(not 0.0 < f <= 1.0 for f in self.factors):
             raise ConfigError(f"data.factors must be numbers in (0, 1], got {self.factors}")
 

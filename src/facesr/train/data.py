@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,15 +150,23 @@ def make_loader(faces: DegradedFaces, sampler: StreamBatches, *, workers: int,
                       prefetch_factor=2 if workers else None)
 
 
+def burst_args(data: Any) -> dict:
+    """The burst keywords of :class:`DegradedFaces` from a ``DataConfig``."""
+    return {"burst": None if data.burst is None else tuple(data.burst),
+            "burst_shift": data.burst_shift, "burst_rotate": data.burst_rotate}
+
+
 def validation_set(files: Sequence[Path], pools: Pools, cfg: DegradeConfig, *, hr_patch: int,
-                   factors: tuple[float, ...], seed: int, count: int) -> tuple[Tensor, Tensor]:
+                   factors: tuple[float, ...], seed: int, count: int,
+                   **burst: Any) -> tuple[Tensor, Tensor]:
     """``count`` fixed (LR, HR) crops of the held-out files: item k is DegradedFaces item
-    ``k mod n`` of epoch ``k div n``, no flips, seeded by ``seed`` (same every run).
+    ``k mod n`` of epoch ``k div n``, no flips, seeded by ``seed`` (same every run);
+    ``burst``: :func:`burst_args`.
 
     Shape: -> lr (count, 3, p/s, p/s), hr (count, 3, p, p).
     """
     faces = DegradedFaces(list(files), pools, cfg, hr_patch=hr_patch, factors=factors,
-                          seed=seed, augment=False)
+                          seed=seed, augment=False, **burst)
     ds = EpochItems(faces)
     items = [ds[divmod(k, len(faces))] for k in range(count)]
     return (torch.stack([it["lr"] for it in items]), torch.stack([it["hr"] for it in items]))

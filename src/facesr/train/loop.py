@@ -51,6 +51,7 @@ from facesr.train.checkpoint import (
 from facesr.train.config import ConfigError, DataConfig, RunConfig, TrainConfig, config_to_yaml
 from facesr.train.data import (
     StreamBatches,
+    burst_args,
     data_state,
     make_loader,
     split_files,
@@ -287,7 +288,8 @@ def setup(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     pools = _pools(cfg.data) if pools is None else pools
     train_files, val_files, split_note = _split(cfg.data, world.main)
     faces = DegradedFaces(train_files, pools, cfg.data.degradation(),
-                          hr_patch=cfg.data.hr_patch, factors=cfg.data.factors, seed=t.seed)
+                          hr_patch=cfg.data.hr_patch, factors=cfg.data.factors, seed=t.seed,
+                          **burst_args(cfg.data))
 
     ckpt_path = latest_checkpoint(run_dir) if resume else None
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
@@ -440,7 +442,8 @@ class Bookkeeping:
         if st.val_files:
             self.val = validation_set(st.val_files, st.pools, cfg.data.degradation(),
                                       hr_patch=cfg.data.hr_patch, factors=cfg.data.factors,
-                                      seed=cfg.data.val_seed, count=cfg.data.val_max)
+                                      seed=cfg.data.val_seed, count=cfg.data.val_max,
+                                      **burst_args(cfg.data))
             lr_v, hr_v = self.val  # fixed: its bicubic baseline is computed once
             up = F.interpolate(lr_v, size=hr_v.shape[-2:], mode="bicubic", align_corners=False)
             self.val_bicubic = mean_finite(psnr_y(up.clamp(0, 1), hr_v, cfg.model.scale))
