@@ -47,7 +47,7 @@ import torch.nn.functional as F
 import facesr
 from facesr.data.inputs import hq_files
 from facesr.degrade.jpeg import jpeg_roundtrip
-from facesr.infer.burst import back_project, burst_model_name, fuse
+from facesr.infer.burst import back_project, fuse
 from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
@@ -144,8 +144,8 @@ def main() -> None:
                     help="a folder of faces or a .txt list (configs/splits/sharp-val.txt)")
     ap.add_argument("--model", default=None, help="default: facesr-default (zoo default)")
     ap.add_argument("--burst-model", default=None,
-                    help="the model for fused crops (upscale_burst's burst_model; default: "
-                    "its own choice, facesr-burst when shipped and --model is not given)")
+                    help="the model for fused crops (upscale_burst's burst_model), e.g. a "
+                    "run of configs/cpu-burst.yaml; default: --model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="bicubic,single,burst-mean,burst-refine0,burst",
                     help="comma-separated subset of bicubic,single,burst-mean,burst-refine0,"
@@ -169,7 +169,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     name = args.model or zoo.default_model_name()
     net = zoo.load(name)[0]
-    bname = args.burst_model or (burst_model_name(None) if not args.model else name)
+    bname = args.burst_model or name
     bnet = zoo.load(bname)[0]
     files = _faces(args.data, args.faces)
     scenes = _scenes(args, len(files))
@@ -255,7 +255,7 @@ def sweep(args: argparse.Namespace) -> None:
     times: dict[str, list[float]] = {r: [] for r in rows}
     files = _faces(args.data, args.faces)
     burst_net = zoo.load(args.burst_model)[0] if args.burst_model else None
-    bname = args.burst_model or (burst_model_name(None) if not args.model else name)
+    bname = args.burst_model or name
     scenes = _scenes(args, len(files))
     for f, scene in zip(files, scenes, strict=True):
         hr, crops = hr_and_burst(f, max(ns), rng, args.rotate, scene)
@@ -267,7 +267,7 @@ def sweep(args: argparse.Namespace) -> None:
                 sr = facesr.upscale_face(crops[0], net)
             else:
                 sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net,
-                                          burst_model=burst_net or bname).image
+                                          burst_model=burst_net).image
             times[r].append(time.perf_counter() - t0)
             scores, _ = scorer.score(sr.float(), hr)
             for m in metrics:

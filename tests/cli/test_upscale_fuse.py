@@ -99,33 +99,3 @@ def test_images_ignore_fuse(tmp_path, nearest):
     assert r.exit_code == 0, r.output
     rec = json.loads((out / "face.json").read_text())
     assert rec["settings"]["fuse"] == 1 and "fused" not in rec
-
-
-def test_fused_faces_get_the_burst_model_unless_a_model_is_asked_for(tiny_video, tmp_path,
-                                                                      nearest):
-    """--fuse without --model: fused crops go to facesr-burst, named in every record (and
-    part of what a resume compares); with --model, that model does everything."""
-    from facesr.models import zoo
-
-    if not zoo.available("facesr-burst"):
-        import pytest
-
-        pytest.skip("facesr-burst is not installed")
-    v = _textured_video(tmp_path / "t.mp4", tiny_video)
-    out = tmp_path / "out"
-    args = ["upscale", str(v), "--out", str(out), "--mode", "face", "--stride", "8",
-            "--fuse", "3"]
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    for rec in _still_records(out).values():
-        assert rec["model"]["name"] == "facesr-default"
-        assert rec["model"]["burst_model"]["name"] == "facesr-burst"
-        assert rec["fused"]["burst_model"] is (len(rec["fused"]["frames_used"]) > 1)
-    again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "2 skipped" in again.output, again.output
-    own = tmp_path / "own"
-    r = runner.invoke(app, [*args[:3], str(own), *args[4:], "--model", str(nearest)])
-    assert r.exit_code == 0, r.output
-    for rec in _still_records(own).values():
-        assert "burst_model" not in rec["model"]
-        assert rec["model"]["name"] == "nearest.safetensors"

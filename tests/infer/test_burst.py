@@ -117,9 +117,7 @@ def test_back_projection_refine_adds_detail_from_the_burst(nearest):
 
 
 def test_fused_crops_go_to_the_burst_model_and_a_lone_frame_to_the_model(nearest):
-    """upscale_burst: ``burst_model`` makes a fused crop, ``model`` a reference left alone;
-    with no model asked for, fused crops get the zoo's burst model."""
-    from facesr.infer.burst import BURST_MODEL, burst_model_name
+    """upscale_burst: ``burst_model`` makes a fused crop, ``model`` a reference left alone."""
     from facesr.models import zoo
 
     half = zoo.load(nearest)[0]
@@ -135,8 +133,10 @@ def test_fused_crops_go_to_the_burst_model_and_a_lone_frame_to_the_model(nearest
     alone = upscale_burst([ref, torch.rand(3, 64, 64)], **kw)  # noise: rejected
     assert not alone.fused_model and alone.used == [0]
     assert torch.equal(alone.image, plain)
-    assert burst_model_name(nearest) is nearest  # a model asked for serves both
-    assert burst_model_name(None) == (BURST_MODEL if zoo.available(BURST_MODEL) else None)
+    both = upscale_burst([ref, face(0.3, 0.2)], model=nearest, refine=0, lock_colors=None)
+    assert both.fused_model  # no burst_model: the model serves fused crops too
+    torch.testing.assert_close(both.image, facesr.upscale_face(both.fused, nearest,
+                                                               lock_colors=None))
 
 
 def test_a_face_moving_over_a_still_scene_keeps_both_aligned():

@@ -20,7 +20,7 @@ from facesr.models import zoo
 SIDE = 192  # HR faces are area-resized to SIDE px
 LR = (SIDE // 4, SIDE // 4)
 SHIPPED = {"facesr-default": 10 * 2**20, "facesr-rrdb23": 40 * 2**20,  # name: size limit
-           "facesr-gan": 40 * 2**20, "facesr-burst": 10 * 2**20}
+           "facesr-gan": 40 * 2**20}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -89,37 +89,3 @@ def test_gan_model_draws_more_detail_than_its_faithful_base(shared: Path) -> Non
             assert (sr.mean((1, 2)) - up.mean((1, 2))).abs().max() * 255 < 1.5, n
     ratio = sum(energy["facesr-gan"]) / sum(energy["facesr-rrdb23"])
     assert ratio > 1.3, f"facesr-gan / facesr-rrdb23 detail energy {ratio:.2f}"
-
-
-def test_burst_model_beats_the_default_on_fused_bursts(shared: Path) -> None:
-    """facesr-burst is trained on what burst fusion leaves (less noise, some registration
-    blur): on fused 8-frame bursts of FFHQ faces it never saw (each frame shifted by a random
-    sub-pixel amount, Gaussian blur, its own noise sigma 8 and JPEG 40) it beats facesr-default
-    given the same fused crops, on average and on most faces."""
-    import numpy as np
-
-    from facesr.infer.burst import upscale_burst
-
-    nets = {n: auto_runner(zoo.load(n)[0])[0] for n in ("facesr-default", "facesr-burst")}
-    gen, rng = torch.Generator().manual_seed(2), np.random.default_rng(2)
-    k = gaussian_kernel(25, 1.5)
-    gains = []
-    for f in sorted((shared / "data" / "faces_hq" / "ffhq512").glob("*.png"))[:4]:
-        hr = F.interpolate(read_image(f)[None], size=(SIDE, SIDE), mode="area")[0]
-        crops = []
-        for i in range(8):
-            dx, dy = (0.0, 0.0) if i == 0 else rng.uniform(-4, 4, 2)
-            theta = torch.tensor([[[1.0, 0, -2 * dx / SIDE], [0, 1.0, -2 * dy / SIDE]]],
-                                 dtype=torch.float32)
-            grid = F.affine_grid(theta, [1, 3, SIDE, SIDE], align_corners=False)
-            moved = F.grid_sample(hr[None], grid, mode="bicubic", padding_mode="reflection",
-                                  align_corners=False)[0].clamp(0, 1)
-            noise = torch.randn(3, *LR, generator=gen) * 8 / 255
-            crops.append(degrade(moved, DegradeParams(k, noise, 40, True, LR, {"scale": 4})))
-        out = {n: upscale_burst(crops, model=nets["facesr-default"], burst_model=net)
-               for n, net in nets.items()}
-        assert all(len(o.used) >= 6 and o.fused_model for o in out.values())
-        p = {n: psnr(quantize8(o.image)[None], hr[None], crop_border=4).item()
-             for n, o in out.items()}
-        gains.append(p["facesr-burst"] - p["facesr-default"])
-    assert sum(gains) / len(gains) > 0.2 and sum(g > 0 for g in gains) >= 3, gains

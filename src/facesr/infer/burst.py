@@ -12,10 +12,10 @@ the crop's centre (the face). Per pixel, the candidate whose warped frame is loc
 the reference is used, weighted down to 0 as that local difference grows past the noise
 (:func:`_robust_weights`): what no candidate aligns is left to the reference frame. The
 weighted average goes through the single-frame pipeline
-(:func:`facesr.infer.pipeline.upscale_face`) with the burst model (:data:`BURST_MODEL`, trained
-on such fused crops, when no other model is asked for); its output is then refined by a few
-iterations of iterative back-projection onto every used frame, with the same candidates and
-weights (:func:`back_project`, ``refine`` of :func:`upscale_burst`).
+(:func:`facesr.infer.pipeline.upscale_face`; ``burst_model`` of :func:`upscale_burst` for a
+model of its own, e.g. one trained on fused crops with ``data.burst``); its output is then
+refined by a few iterations of iterative back-projection onto every used frame, with the same
+candidates and weights (:func:`back_project`, ``refine`` of :func:`upscale_burst`).
 
 The average is taken as ``reference + sum(w * (aligned - reference)) / (1 + sum(w))``, so a burst
 of identical crops fuses to exactly the reference and gives exactly the single-frame output with
@@ -59,8 +59,6 @@ ROBUST_AT, ROBUST_SPAN, ROBUST_SIGMA = 3.0, 3.0, 1.5
 # another candidate replaces the whole-crop warp at a pixel only where its local squared
 # difference is under 1 / SWITCH of that warp's (noise alone should not flip the choice)
 SWITCH = 2.0
-# the zoo model trained on fused crops (configs/cpu-burst.yaml), upscale_burst's default
-BURST_MODEL = "facesr-burst"
 _MOTIONS = {"translation": cv2.MOTION_TRANSLATION, "euclidean": cv2.MOTION_EUCLIDEAN,
             "affine": cv2.MOTION_AFFINE}
 
@@ -71,8 +69,9 @@ class BurstResult:
     went into the fusion (the reference first); ``rejected``: (index, reason) per left-out
     crop; ``scores``: ECC correlation per crop (1.0 for the reference, None when ECC failed);
     ``fused``: the fused LR crop (3, H, W) given to the network; ``warps``: the LR-grid warp
-    (:func:`register`) of every used crop, in ``used``'s order; ``fused_model``: whether the
-    burst model of :func:`upscale_burst` (rather than the single-frame one) made ``image``."""
+    (:func:`register`) of every used crop, in ``used``'s order; ``fused_model``: whether
+    ``image`` was made from a fused crop (``burst_model`` of :func:`upscale_burst`, when one
+    is given) rather than from the reference alone."""
 
     image: Tensor
     used: list[int]
@@ -353,18 +352,6 @@ def back_project(image: Tensor, crops: Sequence[Tensor], warps: Sequence[np.ndar
     return out
 
 
-def burst_model_name(model: Any) -> Any:
-    """The model :func:`upscale_burst` gives a fused crop when ``burst_model`` is None: the
-    zoo's :data:`BURST_MODEL` when ``model`` is None too and it is installed, else ``model``
-    (None: the zoo default)."""
-    if model is None:
-        from facesr.models import zoo
-
-        if zoo.available(BURST_MODEL):
-            return BURST_MODEL
-    return model
-
-
 def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model: Any = None,
                   burst_model: Any = None, min_score: float = MIN_SCORE, motion: str = "euclidean",
                   lock_colors: float | None = COLOR_LOCK, tile: int = 256, overlap: int = 16,
@@ -378,8 +365,11 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
         model: as in :func:`facesr.upscale_face` (None: ``facesr-default`` when shipped): the
             model for the reference crop alone (when no other crop is used).
         burst_model: the model for a fused crop (two or more crops used), as ``model``; None:
-            :func:`burst_model_name` (``facesr-burst``, trained on fused crops, when ``model``
-            is None; else ``model``, so that one model asked for is used throughout).
+            ``model``. For a model trained on fused crops (``data.burst``,
+            configs/cpu-burst.yaml): on the sharp-val bursts of benchmarks/multiframe.py one
+            such fine-tune of facesr-default gained +0.41 dB over facesr-default before
+            back-projection but only +0.06 after it (and -0.01 over a still scene), so none
+            is shipped.
         min_score, motion: see :func:`fuse`.
         lock_colors, tile, overlap, device, dtype: as in :func:`facesr.upscale_face`; the
             colour lock takes the fused crop's low frequencies.
@@ -395,7 +385,7 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
 
     Returns:
         :class:`BurstResult`; ``.image`` float32 (3, 4H, 4W) in [0, 1]; ``.fused_model``
-        True when the burst model made it.
+        True when it was made from a fused crop.
     """
     from facesr import _model
     from facesr.infer.pipeline import upscale_face
@@ -404,8 +394,8 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
     f = _fuse(crops, reference, min_score=min_score, motion=motion)
     fused, used, rejected, scores, warps = f.fused, f.used, f.rejected, f.scores, f.warps
     fused_model = len(used) > 1
-    if fused_model:
-        model = burst_model if burst_model is not None else burst_model_name(model)
+    if fused_model and burst_model is not None:
+        model = burst_model
     net, dtype = _model(model, device, dtype)
     image = upscale_face(fused.to(device), net, tile=tile, overlap=overlap, device=device,
                          dtype=dtype, lock_colors=lock_colors)

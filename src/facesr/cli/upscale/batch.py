@@ -117,8 +117,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
            overwrite: bool, report: BatchReport, say: Callable[[str], None], *,
            save_frame: bool | None = None, fps: float | None = None,
            places: dict[Path, tuple[Path, str, str | None]] | None = None,
-           spans: dict[Path, tuple[int, int]] | None = None, bar_shown: bool = True,
-           burst_runner=None) -> bool:
+           spans: dict[Path, tuple[int, int]] | None = None, bar_shown: bool = True) -> bool:
     """Run every still of ``work`` (path -> stills its header promises) into ``report`` and
     ``say`` (a line per still, printed as it finishes); a bad input fails alone, a write
     error stops the batch (returns False). ``save_frame``: the --save-frame given (None: its
@@ -126,8 +125,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
     under ``out_dir`` and name (``_placed``; default: ``out_dir`` and its stem); ``spans``:
     the range of a video's stills to make (``_stills``; ``work`` then promises the range's
     count; not with --save-video, whose MP4 needs every still); ``bar_shown``: False for no
-    progress bar (a Ray worker); ``burst_runner``: the model for fused crops (--fuse), when it
-    is not ``runner`` (``model._load_burst``)."""
+    progress bar (a Ray worker)."""
     stride, max_frames = settings["stride"], settings["max_frames"]
     paths = list(work)
     with progress() if bar_shown else Progress(disable=True) as bar:
@@ -181,7 +179,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                             clip.add_done(frame, at, known, functools.partial(
                                 _process, arr, runner, det, base=base,
                                 settings={**settings_in, "save_frame": True}, video=True,
-                                neighbours=nbs, frame=frame, burst_runner=burst_runner))
+                                neighbours=nbs, frame=frame))
                         report.skipped += 1
                         bar.advance(task)
                         continue
@@ -193,8 +191,7 @@ def _batch(work: dict[Path, int], runner, det, out_dir: Path, settings: dict, mo
                                    {**settings_in, "save_frame": True} if whole else settings_in,
                                    video, image_metadata(
                                        NOTICE, rec_path.name, digest, model_rec["sha256"],
-                                       frame), neighbours=nbs, frame=frame,
-                                   burst_runner=burst_runner)
+                                       frame), neighbours=nbs, frame=frame)
                     if video:  # the whole x4 frame: kept, moved to the video's frames, dropped
                         rec["outputs"] = _frame_outputs(rec, settings_in, folder, clip,
                                                         frame, at)

@@ -67,7 +67,7 @@ from facesr.cli._common import (
 )
 from facesr.cli.upscale.batch import _batch
 from facesr.cli.upscale.layout import _SIZE_HINTS, SCALE, _check_header, _placed
-from facesr.cli.upscale.model import _load, _load_burst
+from facesr.cli.upscale.model import _load
 from facesr.infer.faces import DEFAULT_DETECTOR, DETECTORS, make_detector
 from facesr.infer.pipeline import COLOR_LOCK, NOTICE
 from facesr.io import InputError, kind_of
@@ -246,9 +246,6 @@ def upscale(
         torch.set_num_threads(threads)
     asked = precision
     runner, model_rec, precision = _load(model, backend, device, precision, threads)
-    burst_runner, burst_rec = _load_burst(model, backend, device, asked, threads, fuse)
-    if burst_rec is not None:  # --fuse without --model: fused crops get facesr-burst
-        model_rec = {**model_rec, "burst_model": burst_rec}
     det = None
     if mode != "face":
         try:
@@ -304,7 +301,7 @@ def upscale(
                     work, places, out_dir, settings, model_rec, {
                         "model": model, "backend": backend, "device": device,
                         "precision": precision.split()[0] if asked == "auto" else asked,
-                        "precision_label": precision, "fuse": fuse}, None if det is None else {
+                        "precision_label": precision}, None if det is None else {
                         "name": detector, "weights": settings["detector_weights"],
                         "min_size": min_size, "score_threshold": score_threshold},
                     overwrite, report, say, save_frame=save_frame, fps=fps, address=address,
@@ -313,8 +310,7 @@ def upscale(
                 sum(map(remove_partial_files, _folders(out_dir)))
             else:
                 _batch(work, runner, det, out_dir, settings, model_rec, overwrite, report, say,
-                       save_frame=save_frame, fps=fps, places=places,
-                       burst_runner=burst_runner)
+                       save_frame=save_frame, fps=fps, places=places)
     except (KeyboardInterrupt, _Terminated) as e:
         signum = e.signum if isinstance(e, _Terminated) else signal.SIGINT
         err.print(f"interrupted ({signal.Signals(signum).name}): {report.done} still(s) done "

@@ -81,7 +81,7 @@ class _Worker:
                  model_sha: str, exit_after: str | None) -> None:
         import torch
 
-        from facesr.cli.upscale.model import _load, _load_burst
+        from facesr.cli.upscale.model import _load
         from facesr.infer.faces import make_detector
 
         os.chdir(cwd)  # relative inputs and --out as the driver gave them, as the records say
@@ -93,10 +93,7 @@ class _Worker:
         load = dict(load)
         want = load.pop("precision_label")  # the driver's: the records say it
         torch.set_num_threads(load["threads"] or 1)
-        fuse = load.pop("fuse", 1)
         self.runner, rec, label = _load(**load)
-        self.burst_runner = _load_burst(load["model"], load["backend"], load["device"],
-                                        load["precision"], load["threads"], fuse)[0]
         if rec["sha256"] != model_sha or label != want:
             raise RuntimeError(f"{socket.gethostname()}: the model here is not the driver's "
                                f"(sha256 {rec['sha256'][:12]}, {label}; the driver's "
@@ -124,7 +121,7 @@ class _Worker:
                        model_rec, overwrite, report, say, save_frame=save_frame, fps=fps,
                        places={item.path: place},
                        spans=None if item.span is None else {item.path: item.span},
-                       bar_shown=False, burst_runner=self.burst_runner)
+                       bar_shown=False)
         printed, self.log = self.log.getvalue(), io.StringIO()
         _common.err.file = self.log
         return {"done": report.done, "skipped": report.skipped, "failed": report.failed,

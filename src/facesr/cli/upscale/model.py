@@ -42,20 +42,6 @@ def _load(model: str | None, backend: str, device: str, precision: str, threads:
         raise typer.BadParameter(str(e), param_hint="--model") from None
 
 
-def _load_burst(model: str | None, backend: str, device: str, precision: str,
-                threads: int | None, fuse: int) -> tuple[object | None, dict | None]:
-    """--fuse N > 1 without --model: (runner, record) of the model for fused crops
-    (``facesr-burst``, ``facesr.infer.burst.burst_model_name``); (None, None) when the run's
-    model serves fused crops too (--model given, --fuse 1, or facesr-burst not installed)."""
-    from facesr.infer.burst import burst_model_name
-
-    name = burst_model_name(model) if fuse > 1 else model
-    if fuse <= 1 or name is None or name == model:
-        return None, None
-    runner, rec, _ = _load(name, backend, device, precision, threads)
-    return runner, rec
-
-
 def _model_record(info, name: str) -> dict:
     """The model's record with absolute, resolved file paths, plus ``path`` when --model named
     a file (weights or .onnx)."""

@@ -98,13 +98,6 @@ def _changes(old: dict, model_rec: dict, settings: dict) -> list[str]:
     was = {**_ADDED, **was}  # made before a setting existed: made with its old behaviour
     changes = [] if was_model.get("sha256") == model_rec["sha256"] else [
         f"model {shown(was_model.get('name'))} -> {model_rec.get('name')}"]
-    if settings.get("fuse", 1) > 1:  # fused crops: the model that made them (--fuse)
-        was_b = was_model.get("burst_model") if isinstance(was_model.get("burst_model"),
-                                                           dict) else {}
-        now_b = model_rec.get("burst_model") or {}
-        if was_b.get("sha256") != now_b.get("sha256"):
-            changes.append(f"model for fused crops {shown(was_b.get('name'))} -> "
-                           f"{shown(now_b.get('name'))}")
     ignore = _NEUTRAL | (_DETECTION if settings["mode"] == "face" else frozenset()) | (
         _FRAME if old.get("mode") == "face" else frozenset())
     for key in sorted((set(was) | set(settings)) - ignore):

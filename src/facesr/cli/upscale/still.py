@@ -78,13 +78,12 @@ def _face_record(face: Face) -> dict:
 def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: dict,
              video: bool, stamp: dict[str, str] | None = None, *,
              neighbours: list[tuple[int, np.ndarray]] | None = None,
-             frame: int | None = None, burst_runner=None) -> dict:
+             frame: int | None = None) -> dict:
     """Run one still; write its images (each carrying the text ``stamp``, see
     ``facesr.provenance.image_metadata``); return the record's mode, faces, outputs (with
     their SHA-256), timings. ``neighbours`` (--fuse): other frames (index, RGB) of the video
     around ``frame``; each face (face mode: the whole still) is then fused from all of them
-    (``facesr.infer.burst``; with ``burst_runner``, the model for fused crops, when it is not
-    ``runner``) and its record gets ``fused``."""
+    (``facesr.infer.burst``) and its record gets ``fused``."""
     timings: dict[str, float] = {}
     timer = _timer(timings)
     mode = settings["mode"]
@@ -115,7 +114,7 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
         with timer("sr"):
             if nb_images:
                 burst = upscale_burst([image, *nb_images], reference=0, model=runner,
-                                      burst_model=burst_runner, tile=tile, overlap=overlap,
+                                      tile=tile, overlap=overlap,
                                       lock_colors=settings["color_lock"])
                 sr, fused = burst.image, _fused_record(burst, frame, nb_frames)
             else:
@@ -139,8 +138,7 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
         result = upscale_frame(image, runner, det, margin=settings["margin"],
                                whole_frame=bool(whole), background=settings["background"],
                                tile=tile, overlap=overlap, lock_colors=settings["color_lock"],
-                               faces=found, timer=timer, neighbours=nb_images or None,
-                               burst_model=burst_runner)
+                               faces=found, timer=timer, neighbours=nb_images or None)
         face_recs = []
         for k, f in enumerate(result.faces):
             x, y, w, h = f.box
@@ -181,11 +179,9 @@ def _process(arr: np.ndarray, runner, det, out_dir: Path, base: str, settings: d
 def _fused_record(burst, frame: int | None, nb_frames: list[int]) -> dict:
     """What a fused output was made of: the frames used (this one first), the ones rejected
     and why, and each frame's registration score (ECC correlation with this frame's crop,
-    1.0 for itself; None where registration failed), and ``burst_model``: whether the model
-    for fused crops made it (False: the frame alone, with the run's model)."""
+    1.0 for itself; None where registration failed)."""
     frames = [frame, *nb_frames]
     return {"frames_used": [frames[i] for i in burst.used],
-            "burst_model": bool(burst.fused_model),
             "rejected": [{"frame": frames[i], "reason": why} for i, why in burst.rejected],
             "registration": [{"frame": f, "ecc": None if s is None else round(float(s), 4)}
                              for f, s in zip(frames, burst.scores, strict=True)]}
