@@ -158,6 +158,9 @@ def main() -> None:
     ap.add_argument("--sweep", default=None, metavar="N1,N2,...",
                     help="the table per number of frames (see the module docs)")
     ap.add_argument("--rotate", type=float, default=0.0, help="max rotation (degrees)")
+    ap.add_argument("--plain", action="store_true",
+                    help="--sweep: fuse with the plain mean of whole-crop alignments "
+                    "(upscale_burst(robust=False), the fusion before candidate warps)")
     ap.add_argument("--background", type=Path, default=None, metavar="VIDEO",
                     help="put each face over a static scene: a random 256 px crop of this "
                     "video's first frame (e.g. ../shared/data/video/pets_vtest_768x576.avi)")
@@ -267,13 +270,14 @@ def sweep(args: argparse.Namespace) -> None:
                 sr = facesr.upscale_face(crops[0], net)
             else:
                 sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net,
-                                          burst_model=burst_net).image
+                                          burst_model=burst_net, robust=not args.plain).image
             times[r].append(time.perf_counter() - t0)
             scores, _ = scorer.score(sr.float(), hr)
             for m in metrics:
                 if scores.get(m) is not None:
                     got[r][m].append(float(scores[m]))
-    print(f"{len(files)} faces of {args.data.name}, model {name}, fused crops {bname}, "
+    print(f"{len(files)} faces of {args.data.name}, model {name}, fused crops {bname}"
+          + (" (plain mean)" if args.plain else "") + ", "
           f"shifts up to 4 HR px, rotation up to {args.rotate:g} deg, blur 1.5, noise 8, "
           "JPEG 40 per frame"
           + (f", over scenes of {args.background.name}" if args.background else "") + "\n")

@@ -355,7 +355,8 @@ def back_project(image: Tensor, crops: Sequence[Tensor], warps: Sequence[np.ndar
 def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model: Any = None,
                   burst_model: Any = None, min_score: float = MIN_SCORE, motion: str = "euclidean",
                   lock_colors: float | None = COLOR_LOCK, tile: int = 256, overlap: int = 16,
-                  device: Any = "cpu", dtype: Any = None, refine: int = REFINE) -> BurstResult:
+                  device: Any = "cpu", dtype: Any = None, refine: int = REFINE,
+                  robust: bool = True) -> BurstResult:
     """x4 of ``crops[reference]`` using all the crops: :func:`fuse`, then the SR model.
 
     Args:
@@ -370,7 +371,7 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
             such fine-tune of facesr-default gained +0.41 dB over facesr-default before
             back-projection but only +0.06 after it (and -0.01 over a still scene), so none
             is shipped.
-        min_score, motion: see :func:`fuse`.
+        min_score, motion, robust: see :func:`fuse`.
         lock_colors, tile, overlap, device, dtype: as in :func:`facesr.upscale_face`; the
             colour lock takes the fused crop's low frequencies.
         refine: iterations of :func:`back_project` (step 0.5, Gaussian sigma 1.5 HR px, area
@@ -391,7 +392,7 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
     from facesr.infer.pipeline import upscale_face
 
     crops = list(crops)
-    f = _fuse(crops, reference, min_score=min_score, motion=motion)
+    f = _fuse(crops, reference, min_score=min_score, motion=motion, robust=robust)
     fused, used, rejected, scores, warps = f.fused, f.used, f.rejected, f.scores, f.warps
     fused_model = len(used) > 1
     if fused_model and burst_model is not None:
