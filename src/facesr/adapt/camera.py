@@ -281,18 +281,17 @@ class Camera:
 
     def _report(self, sampled: footage.Sampled, kpath: Path, noise: Path | None, prog) -> dict:
         from facesr.models.zoo import load as load_model
+        from facesr.train.config import load_config
 
         heldout = [Path(x) for x in (self.dir / "train" / "heldout.txt").read_text(
             encoding="utf-8").split("\n") if x]
         pools = Pools(KernelPool.load(kpath), NoisePool.load(noise) if noise else None)
-        base_net, base_info = load_model(self.dir / "base.safetensors")
+        base_net, _ = load_model(self.dir / "base.safetensors")
         adapted_net, _ = load_model(self.dir / "model.safetensors")
         base_name = self.done("train")["base"]["name"]
         models = {base_name: base_net, "adapted": adapted_net}
-        cfg = finetune.train_config(
-            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
-            init=self.dir / "base.safetensors", arch=base_info.arch, iterations=None,
-            threads=self.s.threads, seed=self.s.seed).data.degradation()
+        # the degradation the model was trained with, from the run's own config
+        cfg = load_config(self.dir / "train" / "config.yaml").data.degradation()
         self.say(f"synthetic check on {len(heldout)} held-out faces")
         syn = check.synthetic_check(heldout, pools, models, cfg=cfg, weights=self.s.weights,
                                     progress=lambda d, n: prog("check", d, n))
