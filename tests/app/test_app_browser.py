@@ -80,6 +80,9 @@ def test_upload_watch_compare_download(server, browser, tmp_path):
     wait.until(lambda d: d.find_element(By.ID, "job-line").get_attribute("data-state")
                in ("done", "failed"))
     assert driver.find_element(By.ID, "job-line").get_attribute("data-state") == "done"
+    bar = driver.find_element(By.ID, "upload-bar")  # the upload showed its progress, then left
+    assert bar.get_attribute("data-sent") == "1" and float(bar.get_attribute("value")) == 1
+    assert not bar.is_displayed()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".card .compare"))
     cards = driver.find_elements(By.CSS_SELECTOR, ".card")
     records = sorted(out.glob("*.json"))

@@ -27,6 +27,28 @@ async function api(path, opts = {}) {
   return {ok: res.ok, status: res.status, body};
 }
 
+// POST a form with upload progress (fetch reports none): onProgress(loaded, total) while the
+// files go up, onSent() once they are all sent (the server then checks them); resolves like api
+function upload(path, form, onProgress, onSent) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("X-Facesr-Token", TOKEN);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    xhr.upload.onload = () => onSent();
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) {
+        body = {error: `${xhr.status} ${xhr.statusText}`};
+      }
+      resolve({ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, body});
+    };
+    xhr.onerror = () => resolve({ok: false, status: 0,
+                                 body: {error: "the upload failed (connection lost?)"}});
+    xhr.send(form);
+  });
+}
+
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -104,8 +126,19 @@ async function start() {
   form.append("model_path", $("#model-path").value.trim());
   form.append("path", $("#path").value.trim());
   $("#start").disabled = true;
-  $("#busy").textContent = "uploading and checking…";
-  const r = await api("api/jobs", {method: "POST", body: form});
+  const bar = $("#upload-bar");
+  bar.value = 0; bar.hidden = false; bar.dataset.sent = "";
+  $("#busy").textContent = "uploading…";
+  const mb = (n) => (n / 2 ** 20).toFixed(1);
+  const r = await upload("api/jobs", form, (loaded, total) => {
+    bar.value = loaded / total;
+    $("#busy").textContent = `uploading ${Math.round(100 * loaded / total)}% ` +
+      `(${mb(loaded)} of ${mb(total)} MB)…`;
+  }, () => {
+    bar.value = 1; bar.dataset.sent = "1";
+    $("#busy").textContent = "uploaded; checking the files…";
+  });
+  bar.hidden = true;
   $("#busy").textContent = "";
   const rejected = r.body.rejected || [];
   $("#rejected").replaceChildren(...rejected.map((m) => el("li", {class: "bad-file", text: m})));
