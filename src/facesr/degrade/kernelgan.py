@@ -26,7 +26,10 @@ Choices made here (the paper leaves them open or they are ours):
 - Iterations: ``DEFAULT_ITERS`` = 3000, as in the paper (~60 s of one CPU thread with "fast").
   The schedules (bicubic phase, learning-rate drops, averaging window) are fractions of the
   iterations, but fewer iterations lose accuracy: measured, 2000 gave a lower re-degradation
-  PSNR than 3000 in all 7 cases tried (README, "Measured figures").
+  PSNR than 3000 in all 7 cases tried (README, "Measured figures"). Two crops per iteration
+  (``batch=2``) cost ~1.5x an iteration: 2000 such iterations took the CPU time of 3000 single
+  ones and were less accurate (mean L2 0.0513 vs 0.0459, re-degradation PSNR -2.1 dB, 8
+  cases), so ``BATCH`` stays 1.
 - Channels: G applies its one kernel to each RGB channel (blur is shared by the channels);
   D sees RGB patches. A grey image simply has three equal channels.
 - Crops: G sees a 64x64 crop plus the 6-px margin its valid 13x13 kernel eats (76x76), giving
