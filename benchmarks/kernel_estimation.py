@@ -96,7 +96,8 @@ def one(job: tuple[str, tuple[float, float, float], int, str, int, int]) -> dict
     cpu, secs = time.process_time() - cpu, time.perf_counter() - t
     bic = bicubic_kernel(4, kernelgan.X4_SIZE)
     return {
-        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}", "setting": _label(iters, recipe, batch),
+        "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}",
+        "setting": _label(iters, recipe, batch),
         "secs": secs, "cpu": cpu,
         "l2_est": kernelgan.centred_l2(est, true), "l2_bic": kernelgan.centred_l2(bic, true),
         "psnr_est": _psnr(blur_downsample(hr, est, 4), lr),
