@@ -10,8 +10,9 @@ facesr-default was trained on: 0.8-3.0), subsampled x4, given Gaussian noise (si
 ``NOISE``) and JPEG (quality ``JPEG``): ``FRAMES`` stills of 1024x768 (LR 256x192) in
 ``OUT/footage``. Then:
 
-1. ``facesr adapt OUT/footage --out OUT/camera --minutes M --threads 1`` (the real command;
-   target faces: its default, the London neutral and Canada sets);
+1. ``facesr adapt OUT/footage --out OUT/camera --minutes M --threads 1 --base B`` (the real
+   command; target faces: its default, the London neutral and Canada sets; ``--base``:
+   facesr-default unless given, and measured beside the adapted model when another);
 2. (a) the estimated kernels against the true one (centred L2, as
    ``benchmarks/kernel_estimation.py``), and the bicubic kernel's L2 as the baseline;
 3. (b) held-out faces (``alae512``: people in neither the adaptation's faces nor the scenes),
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kernel", default=None, metavar="MAJOR,MINOR,DEG",
                     help="the camera's true kernel (sigmas in HR px, angle; default "
                          f"{','.join(map(str, TRUE_KERNEL))})")
+    ap.add_argument("--base", default="facesr-default",
+                    help="facesr adapt --base (the model fine-tuned); measured beside it")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_adapt:
         cmd = [sys.executable, "-m", "facesr", "adapt", str(foot), "--out", str(cam),
                "--minutes", str(args.minutes), "--threads", "1",
-               "--weights", str(SHARED / "weights")]
+               "--weights", str(SHARED / "weights"), "--base", args.base]
         if args.iters:
             cmd += ["--iters", str(args.iters)]
         print("$", " ".join(cmd), flush=True)
@@ -143,7 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     l2_mean_kernel = centred_l2(pool.kernels.mean(0), true)
 
     metrics = MetricSet.load(["psnr", "lpips"], weights_dir=SHARED / "weights")
-    models = {"facesr-default": load("facesr-default")[0], "adapted": load(cam)[0]}
+    models = {"facesr-default": load("facesr-default")[0]}
+    if args.base != "facesr-default":
+        models[args.base] = load(args.base)[0]
+    models["adapted"] = load(cam)[0]
     import facesr
 
     test = sorted((data / "alae512").glob("*.png"))[:args.faces]
@@ -160,10 +166,12 @@ def main(argv: list[str] | None = None) -> None:
              for name in rows[0]}
     paired = {f"adapted - {b}": {m: ci([r["adapted"][m] - r[b][m] for r in rows])
                                  for m in ("psnr", "lpips")}
-              for b in ("facesr-default", "bicubic")}
+              for b in ("facesr-default", *([args.base] if args.base != "facesr-default"
+                                              else []), "bicubic")}
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
-    res = {"true_kernel": TRUE_KERNEL, "noise": NOISE, "jpeg": JPEG, "frames": FRAMES,
+    res = {"base": args.base, "true_kernel": TRUE_KERNEL, "noise": NOISE, "jpeg": JPEG,
+           "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
                        l2_mean_kernel, "l2_bicubic": l2_bic},
            "adapt": {"seconds": adapt_s, "train_seconds": train["seconds"],
