@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - t
     rows_by = {_label(*st): [r for r in rows if r["setting"] == _label(*st)]
                for st in settings}
-    for name, srows in rows_by.items():
-        it = name.split(":")[0]
+    for it, recipe, batch in dict.fromkeys(settings):
+        srows = rows_by[_label(it, recipe, batch)]
         nat = [r for r in srows if r["image"] in natural]
-        what = f"{it} iterations, recipe {name.split(':')[1]}, seed {args.seed}" + (
-            f", {name.split(':')[2][1:]} crops per iteration" if name.count(":") > 1 else "")
+        what = f"{it} iterations, recipe {recipe}, seed {args.seed}" + (
+            f", {batch} crops per iteration" if batch != kernelgan.BATCH else "")
         table(nat, f"Kernel estimation, natural images ({what})")
         if faces:
             face_rows = [r for r in srows if r["image"] not in natural]

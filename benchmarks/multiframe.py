@@ -130,6 +130,15 @@ def _scenes(args: argparse.Namespace, n: int) -> list[np.ndarray | None]:
     return backgrounds(args.background, n, np.random.default_rng([args.seed, 1]))
 
 
+def _burst_model(args: argparse.Namespace, name: str, net: torch.nn.Module
+                 ) -> tuple[str, torch.nn.Module]:
+    """(label, network) for fused crops: --burst-model, else the model itself (``name``,
+    ``net``)."""
+    if args.burst_model:
+        return args.burst_model, zoo.load(args.burst_model)[0]
+    return name, net
+
+
 def bicubic(crop: torch.Tensor) -> torch.Tensor:
     """x4 bicubic of one LR crop, clamped to [0, 1]."""
     return F.interpolate(crop[None], scale_factor=4, mode="bicubic",
@@ -172,8 +181,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     name = args.model or zoo.default_model_name()
     net = zoo.load(name)[0]
-    bname = args.burst_model or name
-    bnet = zoo.load(bname)[0]
+    bname, bnet = _burst_model(args, name, net)
     files = _faces(args.data, args.faces)
     scenes = _scenes(args, len(files))
     methods = tuple(args.methods.split(","))
@@ -257,8 +265,7 @@ def sweep(args: argparse.Namespace) -> None:
     got: dict[str, dict[str, list[float]]] = {r: {m: [] for m in metrics} for r in rows}
     times: dict[str, list[float]] = {r: [] for r in rows}
     files = _faces(args.data, args.faces)
-    burst_net = zoo.load(args.burst_model)[0] if args.burst_model else None
-    bname = args.burst_model or name
+    bname, bnet = _burst_model(args, name, net)
     scenes = _scenes(args, len(files))
     for f, scene in zip(files, scenes, strict=True):
         hr, crops = hr_and_burst(f, max(ns), rng, args.rotate, scene)
@@ -270,7 +277,7 @@ def sweep(args: argparse.Namespace) -> None:
                 sr = facesr.upscale_face(crops[0], net)
             else:
                 sr = facesr.upscale_burst(crops[: int(r.split()[1])], model=net,
-                                          burst_model=burst_net, robust=not args.plain).image
+                                          burst_model=bnet, robust=not args.plain).image
             times[r].append(time.perf_counter() - t0)
             scores, _ = scorer.score(sr.float(), hr)
             for m in metrics:

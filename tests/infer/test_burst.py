@@ -127,14 +127,14 @@ def test_fused_crops_go_to_the_burst_model_and_a_lone_frame_to_the_model(nearest
     plain = facesr.upscale_face(ref, nearest, lock_colors=None)
     kw = {"model": nearest, "burst_model": half, "refine": 0, "lock_colors": None}
     fused = upscale_burst([ref, face(0.3, 0.2), face(-0.4, 0.1)], **kw)
-    assert fused.fused_model and len(fused.used) == 3
+    assert len(fused.used) == 3  # fused: the burst model made it
     torch.testing.assert_close(fused.image, 0.5 * facesr.upscale_face(fused.fused, nearest,
                                                                        lock_colors=None))
     alone = upscale_burst([ref, torch.rand(3, 64, 64)], **kw)  # noise: rejected
-    assert not alone.fused_model and alone.used == [0]
+    assert alone.used == [0]  # the reference alone: the model made it
     assert torch.equal(alone.image, plain)
     both = upscale_burst([ref, face(0.3, 0.2)], model=nearest, refine=0, lock_colors=None)
-    assert both.fused_model  # no burst_model: the model serves fused crops too
+    assert len(both.used) == 2  # fused; no burst_model: the model serves fused crops too
     torch.testing.assert_close(both.image, facesr.upscale_face(both.fused, nearest,
                                                                lock_colors=None))
 

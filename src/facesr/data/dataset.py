@@ -114,7 +114,6 @@ class DegradedFaces(Dataset):
         hr = region[:, m:m + p, m:m + p].contiguous()
         return hr, lr, {"y": y, "x": x, **params.record}
 
-
     def _burst_pair(self, region: Tensor, rng: np.random.Generator
                     ) -> tuple[Tensor, Tensor, dict]:
         """(HR crop, fused LR) of a burst of ``region`` (the crop with its margins)."""

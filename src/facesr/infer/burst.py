@@ -69,9 +69,9 @@ class BurstResult:
     went into the fusion (the reference first); ``rejected``: (index, reason) per left-out
     crop; ``scores``: ECC correlation per crop (1.0 for the reference, None when ECC failed);
     ``fused``: the fused LR crop (3, H, W) given to the network; ``warps``: the LR-grid warp
-    (:func:`register`) of every used crop, in ``used``'s order; ``fused_model``: whether
-    ``image`` was made from a fused crop (``burst_model`` of :func:`upscale_burst`, when one
-    is given) rather than from the reference alone."""
+    (:func:`register`) of every used crop, in ``used``'s order. ``image`` was made from the
+    fused crop (by ``burst_model`` of :func:`upscale_burst`, when one is given) when ``used``
+    holds more than the reference."""
 
     image: Tensor
     used: list[int]
@@ -79,7 +79,6 @@ class BurstResult:
     scores: list[float | None] = field(default_factory=list)
     fused: Tensor | None = None
     warps: list[np.ndarray] = field(default_factory=list)
-    fused_model: bool = False
     # (crop index, LR warp, LR weight map on the reference grid): the candidate views that
     # went into the fusion and back-projection (module docstring), the reference first
     views: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -265,19 +264,19 @@ def _fuse(crops: Sequence[Tensor] | Tensor, reference: int = 0, *, min_score: fl
         views += [(i, w, ones) for i, w in zip(used[1:], warps[1:], strict=True)]
         return _Fusion(fused.clamp(0, 1), used, rejected, scores, warps, views)
     ref_y = _grey(ref)
-    errs = []
+    errs, diffs = [], []
     for options in cands:
         e = []
-        for _, a in options:
+        for k, (_, a) in enumerate(options):
             inside = torch.isfinite(a).all(0).numpy()
-            d2 = cv2.GaussianBlur((_grey(torch.nan_to_num(a)) - ref_y) ** 2, (0, 0),
-                                  ROBUST_SIGMA)
-            e.append(np.where(inside, d2, np.inf))
+            dy = _grey(torch.nan_to_num(a)) - ref_y
+            if k == 0:  # the whole-crop alignment
+                diffs.append(np.abs(dy[inside]))
+            e.append(np.where(inside, cv2.GaussianBlur(dy ** 2, (0, 0), ROBUST_SIGMA), np.inf))
         errs.append(np.stack(e))
     # one frame's luma noise: the robust spread of the whole-crop alignments' differences
     # (a difference of two frames carries sqrt(2) times one frame's noise)
-    diffs = np.concatenate([np.abs(_grey(torch.nan_to_num(c[0][1])) - ref_y)[
-        torch.isfinite(c[0][1]).all(0).numpy()] for c in cands])
+    diffs = np.concatenate(diffs)
     scale = 1.4826 * float(np.median(diffs)) / math.sqrt(2) if diffs.size else 1.0
     acc, wsum = torch.zeros_like(ref), torch.ones(size)
     for i, options, e in zip(used[1:], cands, errs, strict=True):
@@ -385,8 +384,8 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
             +0.38 dB with 4; ~0.03 s per iteration for 8 crops of 64 px.
 
     Returns:
-        :class:`BurstResult`; ``.image`` float32 (3, 4H, 4W) in [0, 1]; ``.fused_model``
-        True when it was made from a fused crop.
+        :class:`BurstResult`; ``.image`` float32 (3, 4H, 4W) in [0, 1], made from a fused
+        crop when ``.used`` holds more than the reference.
     """
     from facesr import _model
     from facesr.infer.pipeline import upscale_face
@@ -394,8 +393,7 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
     crops = list(crops)
     f = _fuse(crops, reference, min_score=min_score, motion=motion, robust=robust)
     fused, used, rejected, scores, warps = f.fused, f.used, f.rejected, f.scores, f.warps
-    fused_model = len(used) > 1
-    if fused_model and burst_model is not None:
+    if len(used) > 1 and burst_model is not None:
         model = burst_model
     net, dtype = _model(model, device, dtype)
     image = upscale_face(fused.to(device), net, tile=tile, overlap=overlap, device=device,
@@ -404,4 +402,4 @@ def upscale_burst(crops: Sequence[Tensor] | Tensor, *, reference: int = 0, model
         image = back_project(image, [crops[i] for i, _, _ in f.views],
                              [w for _, w, _ in f.views], weights=[wt for _, _, wt in f.views],
                              iterations=refine)[-1].to(image)
-    return BurstResult(image, used, rejected, scores, fused, warps, fused_model, f.views)
+    return BurstResult(image, used, rejected, scores, fused, warps, f.views)

@@ -406,8 +406,7 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
                   faces: list[Face] | None = None,
                   timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
                   lock_colors: float | None = COLOR_LOCK,
-                  neighbours: list[Tensor] | None = None,
-                  burst_model: nn.Module | Runner | None = None) -> FrameSR:
+                  neighbours: list[Tensor] | None = None) -> FrameSR:
     """Detect faces, super-resolve each with a margin, optionally paste them into the x4 frame.
 
     Args:
@@ -426,8 +425,6 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
             then super-resolved from its crop box in this frame and in every neighbour
             (:func:`facesr.infer.burst.upscale_burst`: registration, rejection of crops that
             do not register, fusion), the result in ``FaceSR.burst``.
-        burst_model: the network or runner for fused crops (upscale_burst's
-            ``burst_model``); None: ``model``.
 
     Returns:
         :class:`FrameSR` with one :class:`FaceSR` per face, in detector order.
@@ -460,9 +457,7 @@ def upscale_frame(image: Tensor, model: nn.Module | Runner, detector: FaceDetect
 
                 crops = [f[:, y:y + h, x:x + w] for f in (image, *neighbours)]
                 burst = upscale_burst(crops, reference=0, model=run, tile=tile,
-                                      overlap=overlap, lock_colors=lock_colors,
-                                      burst_model=None if burst_model is None else as_runner(
-                                          burst_model, device=device, dtype=dtype))
+                                      overlap=overlap, lock_colors=lock_colors)
                 results.append(FaceSR(face, (x, y, w, h), burst.image, burst))
                 continue
             sr = upscale_face(image[:, y:y + h, x:x + w], run, tile=tile, overlap=overlap,

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from facesr.data.dataset import DegradedFaces, collate_pairs
 from facesr.data.dedup import components
 from facesr.degrade.degradation import DegradeConfig, Pools
+from facesr.train.config import DataConfig
 
 PERM_TAG = 0x7065726D  # "perm": keeps the permutation stream apart from the items' streams
 SPLIT_TAG = 0x73706C74  # "splt"
@@ -150,7 +151,7 @@ def make_loader(faces: DegradedFaces, sampler: StreamBatches, *, workers: int,
                       prefetch_factor=2 if workers else None)
 
 
-def burst_args(data: Any) -> dict:
+def burst_args(data: DataConfig) -> dict:
     """The burst keywords of :class:`DegradedFaces` from a ``DataConfig``."""
     return {"burst": None if data.burst is None else tuple(data.burst),
             "burst_shift": data.burst_shift, "burst_rotate": data.burst_rotate}
