@@ -12,7 +12,9 @@ facesr-default was trained on: 0.8-3.0), subsampled x4, given Gaussian noise (si
 
 1. ``facesr adapt OUT/footage --out OUT/camera --minutes M --threads 1 --base B`` (the real
    command; target faces: its default, the London neutral and Canada sets; ``--base``:
-   facesr-default unless given, and measured beside the adapted model when another);
+   facesr-default unless given, and measured beside the adapted model when another;
+   ``--distill`` adds ``--distill``: the adapted base, measured as "teacher", is distilled into
+   facesr-default, the "adapted" model);
 2. (a) the estimated kernels against the true one (centred L2, as
    ``benchmarks/kernel_estimation.py``), and the bicubic kernel's L2 as the baseline;
 3. (b) held-out faces (``alae512``: people in neither the adaptation's faces nor the scenes),
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
                          f"{','.join(map(str, TRUE_KERNEL))})")
     ap.add_argument("--base", default="facesr-default",
                     help="facesr adapt --base (the model fine-tuned); measured beside it")
+    ap.add_argument("--distill", action="store_true",
+                    help="facesr adapt --distill (the adapted base distilled into "
+                         "facesr-default); the teacher is measured beside")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
                "--weights", str(SHARED / "weights"), "--base", args.base]
         if args.iters:
             cmd += ["--iters", str(args.iters)]
+        if args.distill:
+            cmd += ["--distill"]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     adapt_s = time.perf_counter() - t
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     models = {"facesr-default": load("facesr-default")[0]}
     if args.base != "facesr-default":
         models[args.base] = load(args.base)[0]
+    if args.distill:
+        models["teacher"] = load(cam / "teacher.safetensors")[0]
     models["adapted"] = load(cam)[0]
     import facesr
 
@@ -164,18 +173,22 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({name: metrics.score(img, hr)[0] for name, img in outs.items()})
     table = {name: {m: ci([r[name][m] for r in rows]) for m in ("psnr", "lpips")}
              for name in rows[0]}
-    paired = {f"adapted - {b}": {m: ci([r["adapted"][m] - r[b][m] for r in rows])
-                                 for m in ("psnr", "lpips")}
-              for b in ("facesr-default", *([args.base] if args.base != "facesr-default"
-                                              else []), "bicubic")}
+    pairs = [("adapted", b) for b in ("facesr-default", *([args.base] if args.base !=
+                                                           "facesr-default" else []),
+                                      *(["teacher"] if args.distill else []), "bicubic")]
+    if args.distill:
+        pairs.append(("teacher", "facesr-default"))
+    paired = {f"{a} - {b}": {m: ci([r[a][m] - r[b][m] for r in rows])
+                             for m in ("psnr", "lpips")} for a, b in pairs}
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
-    res = {"base": args.base, "true_kernel": TRUE_KERNEL, "noise": NOISE, "jpeg": JPEG,
+    res = {"base": args.base, "distill": args.distill, "true_kernel": TRUE_KERNEL, "noise": NOISE, "jpeg": JPEG,
            "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
                        l2_mean_kernel, "l2_bicubic": l2_bic},
            "adapt": {"seconds": adapt_s, "train_seconds": train["seconds"],
                      "iterations": train["iteration"],
+                     "distill": camera_json["steps"].get("distill"),
                      "kernel_seconds": camera_json["steps"]["kernels"]["seconds"]},
            "faces": len(rows), "methods": table, "paired": paired}
     (out / "results.json").write_text(json.dumps(res, indent=2))
@@ -184,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{l2_mean_kernel:.4f}; bicubic kernel {l2_bic:.4f}")
     print(f"\n(b) {len(rows)} held-out faces at 128 px through the simulated camera; adapt took "
           f"{adapt_s / 60:.1f} min wall ({train['seconds'] / 60:.1f} min training, "
-          f"{train['iteration']} iterations, 1 thread)\n")
+          f"{train['iteration']} iterations, 1 thread)" + (
+              f"; distillation {res['adapt']['distill']['seconds'] / 60:.1f} min, "
+              f"{res['adapt']['distill']['iteration']} iterations" if args.distill else "")
+          + "\n")
     print("| method | PSNR-Y (dB) | LPIPS |\n|---|---|---|")
     for name, s in table.items():
         print(f"| {name} | {s['psnr']['mean']:.2f} [{s['psnr']['low']:.2f}, "

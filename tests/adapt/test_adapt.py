@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from facesr.adapt import footage, profile
@@ -231,3 +232,52 @@ def test_relaxed_steps_keep_noise_and_drop_structure():
     _, steps = profile.noise_pool([footage.Still(footage.Path("g.png"), None, img, 0.0)])
     assert steps[0]["patches"] == 0
     assert sum(s["dropped_as_structure"] for s in steps) > 0
+
+
+def test_distill_trains_the_student_towards_the_adapted_teacher(inputs, nearest, tmp_path,
+                                                                run_adapt):
+    import shutil
+
+    foot, faces = inputs
+    student = shutil.copyfile(nearest, tmp_path / "small.safetensors")
+    out = tmp_path / "cam"
+    r = run_adapt(foot, faces, out, "--iterations", "2", "--distill", "--student",
+                  str(student), base=nearest)
+    assert r.exit_code == 0, r.output
+    cam = json.loads((out / "camera.json").read_text())
+    train, dist = cam["steps"]["train"], cam["steps"]["distill"]
+    assert train["iteration"] == 2 and dist["iteration"] == 2
+    # the adapted base is the teacher; the distilled student is the camera's model
+    assert sha256_file(out / "teacher.safetensors") == train["sha256"]
+    assert sha256_file(out / "model.safetensors") == dist["sha256"]
+    assert dist["base"]["sha256"] != train["base"]["sha256"] or \
+        dist["base"]["name"] != train["base"]["name"]
+    cfg = yaml.safe_load((out / "distill" / "config.yaml").read_text())
+    assert cfg["loss"]["teacher"] == str((out / "teacher.safetensors").resolve())
+    assert cfg["loss"]["l_teacher"] > 0
+    assert cfg["train"]["init_g"] == str((out / "student.safetensors").resolve())
+    logged = [json.loads(x) for x in (out / "distill" / "metrics.jsonl").read_text().split("\n")
+              if x]
+    assert any("train/l_teacher" in x for x in logged)
+    rep = json.loads((out / "report.json").read_text())
+    names = list(rep["synthetic"]["methods"])
+    assert names[0] == "bicubic" and len(names) == 5 and names[-1] == "adapted"
+    assert rep["synthetic"]["paired"]["of"] == f"adapted - {names[1]}"  # the student's base
+    assert [r["iter"] for r in rep["curve_distill"]] == [x["iter"] for x in logged]
+    for name in ("teacher.safetensors", "student.safetensors", "distill/metrics.jsonl"):
+        assert rep["files"][name] == sha256_file(out / name)
+    assert "distilled into" in (out / "report.html").read_text()
+    # a re-run resumes both runs; leaving --distill out is another camera
+    r = run_adapt(foot, faces, out, "--iterations", "2", "--distill", "--student", str(student),
+                  base=nearest)
+    assert r.exit_code == 0 and "distillation done earlier" in r.output, r.output
+    r = run_adapt(foot, faces, out, "--iterations", "2", base=nearest)
+    assert r.exit_code == 2 and "distill: True -> False" in r.output, r.output
+
+
+def test_distill_into_the_base_itself_is_refused(inputs, nearest, tmp_path, run_adapt):
+    foot, faces = inputs
+    r = run_adapt(foot, faces, tmp_path / "cam", "--iterations", "1", "--distill", "--student",
+                  str(nearest), base=nearest)
+    assert r.exit_code == 2 and "is the student itself" in r.output, r.output
+    assert "Traceback" not in r.output

@@ -8,7 +8,11 @@ or a power cut) skips what is done and continues the rest:
 2. ``kernels``: the kernel pool (itself resumable kernel by kernel);
 3. ``noise``: the noise pool, thresholds relaxed as needed;
 4. ``train``: the fine-tuning run, resumed from its last checkpoint for what is left of the
-   budget; ``model.safetensors`` is copied out when the budget is spent;
+   budget; ``model.safetensors`` is copied out when the budget is spent (with ``--distill``:
+   ``teacher.safetensors``, after ``DISTILL_SHARE`` of the minutes);
+4b. ``distill`` (``--distill`` only): the student (facesr-default) fine-tuned towards the
+   teacher and the clean faces for the rest of the minutes (``--iterations``: as many
+   iterations as the teacher's); it is ``model.safetensors``;
 5. ``report``: the synthetic check, the real faces, ``report.json`` and ``report.html``
    (remade on every run that trained further).
 
@@ -38,6 +42,8 @@ from facesr.io import atomic_write_text, expand_inputs, sha256_file
 from facesr.provenance import facesr_version, git_info, library_versions, utc_now
 
 FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's default --hq
+DISTILL_SHARE = 0.5  # --distill: the base's fine-tuning gets this share of --minutes
+PROFILE_DEFAULTS = {"distill": False, "student": None}  # keys newer than some camera folders
 
 
 class AdaptError(ValueError):
@@ -62,10 +68,13 @@ class Settings:
     seed: int = 0
     detector: str | None = None
     weights: Path | None = None  # metric weights (LPIPS, NIQE) for the report
+    distill: bool = False  # distil the adapted base into ``student`` (model.safetensors)
+    student: str = "facesr-default"
 
     def profile_keys(self) -> dict:
         return {"base": self.base, "kernel_stills": self.kernel_stills,
-                "candidates": self.candidates, "iters": self.iters, "seed": self.seed}
+                "candidates": self.candidates, "iters": self.iters, "seed": self.seed,
+                "distill": self.distill, "student": self.student if self.distill else None}
 
 
 def default_faces() -> list[Path]:
@@ -116,6 +125,9 @@ class Camera:
     # ----------------------------------------------------------------- camera.json
     def open(self) -> None:
         s = self.s
+        if s.distill and s.student == s.base:
+            raise AdaptError(f"--distill: the base ({s.base}) is the student itself; give a "
+                             "larger --base (e.g. facesr-rrdb23) or leave --distill out")
         files = expand_inputs(s.footage)
         if not files:
             raise AdaptError("no footage: the sources hold no image or video file")
@@ -144,8 +156,9 @@ class Camera:
             if self.state.get("faces") != want["faces"]:
                 diffs.append("the target faces (--hq) differ")
             for k, v in want["profile"].items():
-                if self.state.get("profile", {}).get(k) != v:
-                    diffs.append(f"{k}: {self.state.get('profile', {}).get(k)} -> {v}")
+                was = self.state.get("profile", {}).get(k, PROFILE_DEFAULTS.get(k))
+                if was != v:
+                    diffs.append(f"{k}: {was} -> {v}")
             if diffs:
                 raise AdaptError(f"{self.dir} holds another camera profile ("
                                  + "; ".join(diffs) + "): choose another --out")
@@ -237,46 +250,74 @@ class Camera:
         return report
 
     def _train(self, kpath: Path, noise: Path | None, prog) -> bool:
-        """Train within the budget; True when it trained now (the report must be remade)."""
+        """Fine-tune the base model within its budget (all of it, or ``DISTILL_SHARE`` of
+        ``--minutes`` when distilling) and, with ``--distill``, distil it into the student.
+        True when it trained now (the report must be remade)."""
         s = self.s
         init, base_rec = finetune.base_weights(s.base, self.dir)
-        run_dir = self.dir / "train"
-        info = self.done("train") or {"seconds": 0.0, "iteration": 0}
         cfg = finetune.train_config(
             faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
             init=init, arch=base_rec["arch"], iterations=s.iterations, threads=s.threads,
             seed=s.seed)
+        share = DISTILL_SHARE if s.distill else 1.0
+        out = "teacher.safetensors" if s.distill else "model.safetensors"
+        trained = self._stage("train", cfg, base_rec, share, out, prog)
+        if not s.distill:
+            return trained
+        init, student_rec = finetune.base_weights(s.student, self.dir, stem="student")
+        cfg = finetune.train_config(
+            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
+            init=init, arch=student_rec["arch"], iterations=s.iterations, threads=s.threads,
+            seed=s.seed, teacher=self.dir / out)
+        return self._stage("distill", cfg, student_rec, 1.0 - share, "model.safetensors",
+                           prog, teacher=trained) or trained
+
+    def _stage(self, step: str, cfg, base_rec: dict, share: float, out: str, prog, *,
+               teacher: bool = False) -> bool:
+        """One training run (``CAMERA_DIR/STEP/``) for ``share`` of the budget in minutes (or
+        to ``--iterations``), resumed from its last checkpoint; its model copied to ``out``.
+        ``teacher``: the teacher changed since (a distillation run must train again)."""
+        s = self.s
+        run_dir = self.dir / step
+        info = self.done(step) or {"seconds": 0.0, "iteration": 0}
+        budget = 60.0 * (s.minutes or 0.0) * share
         if s.iterations is not None:
             left = None if info["iteration"] < s.iterations else 0.0
         else:
-            left = 60.0 * (s.minutes or 0.0) - info["seconds"]
-        model = self.dir / "model.safetensors"
-        if left is not None and left <= 0 and model.is_file():
-            self.say(f"training done earlier ({info['iteration']} iterations, "
+            left = budget - info["seconds"]
+        model = self.dir / out
+        if left is not None and left <= 0 and model.is_file() and not teacher:
+            self.say(f"{'distillation' if step == 'distill' else 'training'} done earlier "
+                     f"({info['iteration']} iterations, "
                      f"{info['seconds'] / 60:.1f} min): give a larger --minutes or "
                      "--iterations to continue it")
             return False
+        if left is not None and left <= 0:
+            left = 1.0  # the teacher moved on: at least one more iteration
         t0 = time.perf_counter()
         total = s.iterations or 0
 
         def on_step(done: int, n: int, logged: dict | None) -> None:
             if s.iterations is not None:
-                prog("train", done, total)
+                prog(step, done, total)
             else:
                 spent = info["seconds"] + time.perf_counter() - t0
-                prog("train", int(spent), int(60 * (s.minutes or 0)))
+                prog(step, int(spent), int(budget))
 
-        self.say(f"training {run_dir} from {base_rec['name']} "
-                 + (f"to iteration {s.iterations}" if s.iterations is not None
-                    else f"for {max(left, 0) / 60:.1f} more minutes") + f" ({s.threads} thread(s))")
+        what = (f"distilling into {base_rec['name']} ({run_dir})" if step == "distill"
+                else f"training {run_dir} from {base_rec['name']}")
+        self.say(f"{what} " + (f"to iteration {s.iterations}" if s.iterations is not None
+                               else f"for {max(left, 0) / 60:.1f} more minutes")
+                 + f" ({s.threads} thread(s))")
         result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
                               on_step=on_step, on_start=self.say)
         spent = info["seconds"] + time.perf_counter() - t0
-        shutil.copyfile(run_dir / "model.safetensors", self.dir / "model.safetensors.part")
-        os.replace(self.dir / "model.safetensors.part", model)
-        self.mark("train", {"iteration": result["iteration"], "seconds": round(spent, 1),
-                            "run": "train", "base": base_rec, "sha256": sha256_file(model),
-                            "val": result.get("val", {})})
+        part = model.with_name(model.name + ".part")
+        shutil.copyfile(run_dir / "model.safetensors", part)
+        os.replace(part, model)
+        self.mark(step, {"iteration": result["iteration"], "seconds": round(spent, 1),
+                         "run": step, "base": base_rec, "file": out,
+                         "sha256": sha256_file(model), "val": result.get("val", {})})
         return True
 
     def _report(self, sampled: footage.Sampled, kpath: Path, noise: Path | None, prog) -> dict:
@@ -290,10 +331,20 @@ class Camera:
         adapted_net, _ = load_model(self.dir / "model.safetensors")
         base_name = self.done("train")["base"]["name"]
         models = {base_name: base_net, "adapted": adapted_net}
+        pair = ("adapted", base_name)
+        if self.s.distill:  # the small model first: what the distilled one replaces
+            student_name = self.done("distill")["base"]["name"]
+            models = {student_name: load_model(self.dir / "student.safetensors")[0],
+                      base_name: base_net,
+                      f"adapted {base_name} (teacher)":
+                          load_model(self.dir / "teacher.safetensors")[0],
+                      "adapted": adapted_net}
+            pair = ("adapted", student_name)
         # the degradation the model was trained with, from the run's own config
         cfg = load_config(self.dir / "train" / "config.yaml").data.degradation()
         self.say(f"synthetic check on {len(heldout)} held-out faces")
-        syn = check.synthetic_check(heldout, pools, models, cfg=cfg, weights=self.s.weights,
+        syn = check.synthetic_check(heldout, pools, models, pair=pair, cfg=cfg,
+                                    weights=self.s.weights,
                                     progress=lambda d, n: prog("check", d, n))
         real = check.real_faces(sampled.kernel_stills or sampled.noise_stills, models,
                                 self.dir / "report", detector=self.s.detector,

@@ -44,9 +44,11 @@ def _ci(values: Sequence[float]) -> dict:
 
 
 def synthetic_check(heldout: Sequence[Path], pools: Pools, models: dict[str, object], *,
-                    cfg: DegradeConfig | None = None, weights: Path | None = None,
+                    pair: tuple[str, str] | None = None, cfg: DegradeConfig | None = None, weights: Path | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict:
-    """Scores of bicubic and each of ``models`` (name -> network) on the held-out faces.
+    """Scores of bicubic and each of ``models`` (name -> network) on the held-out faces, and
+    the paired difference per face of ``pair`` (adapted, base) (default: the last model and
+    the first when there are two).
 
     Returns ``{"faces", "side", "methods": {name: {metric: ci}}, "paired": {...},
     "per_face": [...], "notes": [...]}`` (JSON-able).
@@ -86,8 +88,10 @@ def synthetic_check(heldout: Sequence[Path], pools: Pools, models: dict[str, obj
         table[name] = {m: _ci([r[name][m] for r in per_face if r[name].get(m) is not None])
                        for m in names}
     paired = {}
-    if len(models) == 2:
-        base, adapted = list(models)
+    if pair is None and len(models) == 2:
+        pair = (list(models)[1], list(models)[0])
+    if pair is not None:
+        adapted, base = pair
         for m in names:
             d = [r[adapted][m] - r[base][m] for r in per_face
                  if r[adapted].get(m) is not None and r[base].get(m) is not None]

@@ -15,6 +15,11 @@ A budget in minutes (``--minutes``) ends the run at the first iteration past the
 (``facesr.train.loop.train``'s ``stop_when``); a re-run of ``facesr adapt`` resumes the run from
 its last checkpoint for what is left of the budget (a larger ``--minutes`` continues it).
 ``--iterations N`` gives a fixed, reproducible length instead.
+
+Distillation (``facesr adapt --distill``): a second run of the same kind (``CAMERA_DIR/distill/``)
+fine-tunes the student (facesr-default unless ``--student``) from its own weights on the same
+degraded faces, with the adapted base model as a frozen teacher: L1 to the clean face + the
+colour term + ``L_TEACHER`` x L1 to the teacher's output on the same input (``loss.teacher``).
 """
 
 from __future__ import annotations
@@ -36,15 +41,17 @@ EMA = 0.995
 BATCH = 8
 HR_PATCH = 96
 NO_END = 10_000_000  # train.iterations when the budget is in minutes
+L_TEACHER = 1.0  # distillation: weight of L1 to the teacher's output (L1 to the face: 1)
 
 
-def base_weights(base: str, camera_dir: Path) -> tuple[Path, dict]:
-    """The base model as a weights file in the camera folder (``base.safetensors``, fp16) and
-    its record; a named model (ncnn ones included) is exported once."""
-    path = camera_dir / "base.safetensors"
+def base_weights(base: str, camera_dir: Path, stem: str = "base") -> tuple[Path, dict]:
+    """A model as a weights file in the camera folder (``STEM.safetensors``, fp16: the base
+    model, or ``student`` for distillation) and its record (``STEM.json``); a named model
+    (ncnn ones included) is exported once."""
+    path = camera_dir / f"{stem}.safetensors"
     model, info = load_model(base)
     rec = info.record()
-    marker = camera_dir / "base.json"
+    marker = camera_dir / f"{stem}.json"
     if path.is_file() and marker.is_file() and \
             json.loads(marker.read_text()).get("sha256") == rec["sha256"]:
         return path, rec
@@ -70,9 +77,10 @@ def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
 
 
 def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, noise: Path | None,
-                 init: Path, arch: dict, iterations: int | None, threads: int, seed: int
-                 ) -> TrainConfig:
-    """The fine-tuning run's config (see module docs)."""
+                 init: Path, arch: dict, iterations: int | None, threads: int, seed: int,
+                 teacher: Path | None = None) -> TrainConfig:
+    """The fine-tuning run's config (see module docs); with ``teacher`` (a weights file), the
+    distillation run's."""
     n = iterations or NO_END
     every = max(1, min(100, n))
     sets = {
@@ -95,6 +103,9 @@ def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, nois
         "train.workers": 0, "train.threads": threads, "train.init_g": str(init.resolve()),
         "train.tensorboard": False,
     }
+    if teacher is not None:
+        sets["loss.teacher"] = str(teacher.resolve())
+        sets["loss.l_teacher"] = L_TEACHER
     return load_config(None, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
 
 

@@ -2,8 +2,9 @@
 
 ``report.json`` holds every number the page shows and names the files they come from, with
 their SHA-256 (``files``): the kernel widths are computed from ``kernels.safetensors``, the
-noise statistics from ``noise.safetensors``, the curve from ``train/metrics.jsonl``, the check
-from ``model.safetensors`` and ``base.safetensors``. ``report.html`` is drawn from
+noise statistics from ``noise.safetensors``, the curve from ``train/metrics.jsonl`` (and
+``distill/metrics.jsonl``), the check from ``model.safetensors`` and ``base.safetensors`` (and,
+with distillation, ``teacher.safetensors`` and ``student.safetensors``). ``report.html`` is drawn from
 ``report.json`` alone (:func:`render`), so the two cannot disagree; it is one self-contained
 file plus its pictures in ``report/`` (no script, no network).
 """
@@ -42,16 +43,23 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
                  "std": round(float(p.std()) * 255, 3),
                  "stills_with_patches": sum(1 for r in pools.noise.sources if r["kept"])}
         write_image(pics / "noise.png", pool_picture(pools.noise, 32))
-    curve = [{k: r[k] for k in ("iter", "train/l_pix", "val/psnr_y", "val/psnr_y_bicubic")
-              if k in r} for r in read_jsonl(d / "train" / "metrics.jsonl")]
+    def curve(run: str) -> list[dict]:
+        keys = ("iter", "train/l_pix", "train/l_teacher", "val/psnr_y", "val/psnr_y_bicubic")
+        path = d / run / "metrics.jsonl"
+        return [{k: r[k] for k in keys if k in r} for r in read_jsonl(path)] \
+            if path.is_file() else []
+
     names = ["kernels.safetensors", "noise.safetensors", "model.safetensors",
-             "base.safetensors", "train/metrics.jsonl", "train/heldout.txt", "faces.txt"]
+             "base.safetensors", "teacher.safetensors", "student.safetensors",
+             "train/metrics.jsonl", "distill/metrics.jsonl", "train/heldout.txt", "faces.txt"]
     files = {n: sha256_file(d / n) for n in names if (d / n).is_file()}
     return {"camera": str(d), "notice": NOTICE, "steps": st.get("steps", {}),
             "footage": st.get("footage", []), "budget": st.get("budget", {}),
             "software": st.get("software", {}), "kernels": kernels,
             "noise": noise, "noise_relaxation": st["steps"]["noise"]["relaxation"],
-            "sampled": st["steps"]["sample"]["log"], "curve": curve, "synthetic": syn,
+            "sampled": st["steps"]["sample"]["log"], "curve": curve("train"),
+            "curve_distill": curve("distill") if "distill" in st.get("steps", {}) else [],
+            "synthetic": syn,
             "real": real, "files": files}
 
 
@@ -138,6 +146,17 @@ def render(rep: dict) -> str:
         + "</figcaption></figure>" for f in real.get("faces", []))
     notes = "".join(f"<li>{_e(n)}</li>" for n in syn.get("notes", []) + real.get("notes", []))
     train = rep["steps"].get("train", {})
+    dist = rep["steps"].get("distill")
+    made = (f"adapted model trained {train.get('iteration', 0)} iterations in "
+            f"{train.get('seconds', 0) / 60:.1f} min from "
+            f"<b>{_e(train.get('base', {}).get('name', '?'))}</b>")
+    if dist:
+        made = (f"{made} (the teacher, <code>teacher.safetensors</code>), then distilled into "
+                f"<b>{_e(dist.get('base', {}).get('name', '?'))}</b> in "
+                f"{dist.get('iteration', 0)} iterations, {dist.get('seconds', 0) / 60:.1f} min "
+                "(<code>model.safetensors</code>, the adapted model below)")
+    dist_curve = (f"<h3>Distillation</h3>{_svg_curve(rep['curve_distill'])}"
+                  if rep.get("curve_distill") else "")
     files = "".join(f"<tr><td>{_e(n)}</td><td><code>{_e(h)}</code></td></tr>"
                     for n, h in rep["files"].items())
     footage = "".join(f"<li>{_e(f['path'])} ({f['bytes']} bytes, SHA-256 "
@@ -150,8 +169,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 text-align:left}}figure{{display:inline-block;margin:.5em}}img{{image-rendering:pixelated;
 max-width:100%}}img.noise{{max-width:480px}}.note{{background:#fff6d6;padding:.5em}}</style></head><body>
 <h1>Camera profile</h1>
-<p><code>{_e(rep['camera'])}</code>; adapted model trained {train.get('iteration', 0)} iterations
-in {train.get('seconds', 0) / 60:.1f} min from <b>{_e(train.get('base', {}).get('name', '?'))}</b>.
+<p><code>{_e(rep['camera'])}</code>; {made}.
 Use it with <code>facesr upscale --model {_e(rep['camera'])} ...</code></p>
 <p class="note">{_e(rep['notice'])}</p>
 <h2>Synthetic check</h2>
@@ -167,7 +185,7 @@ kernels and noise (mean [95% interval]).</p>
 <h2>Noise</h2>{noise_html}
 <table id="relaxation"><tr><th>mu</th><th>gamma</th><th>phi</th><th>patches</th><th>used</th>
 <th>why</th></tr>{relax}</table>
-<h2>Training curve</h2>{_svg_curve(rep['curve'])}
+<h2>Training curve</h2>{_svg_curve(rep['curve'])}{dist_curve}
 <p>Validation PSNR-Y (blue) and bicubic's (grey, dashed) on {syn['faces']} held-out crops.</p>
 <h2>Stills sampled</h2><table id="sampled"><tr><th>still</th><th>use</th><th>why</th></tr>
 {sampled}</table>

@@ -39,6 +39,13 @@ def adapt(
     jobs: Annotated[int | None, typer.Option(
         min=1, help="KernelGAN runs in parallel (default: one per core).",
         show_default=False)] = None,
+    distill: Annotated[bool, typer.Option(
+        "--distill", help="Distil the adapted --base back into the small --student: half of "
+                          "--minutes each (with --iterations, N each); model.safetensors is "
+                          "then the student, teacher.safetensors the adapted base.")] = False,
+    student: Annotated[str, typer.Option(
+        help="The small model --distill trains (a zoo name or a weights file).")
+    ] = "facesr-default",
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for training.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     weights: Annotated[Path | None, typer.Option(
@@ -70,15 +77,17 @@ def adapt(
                  minutes=None if iterations is not None else minutes, iterations=iterations,
                  kernel_stills=kernel_stills,
                  iters=iters or kernelgan.DEFAULT_ITERS, jobs=jobs,
-                 threads=threads, seed=seed, weights=weights)
+                 threads=threads, seed=seed, weights=weights, distill=distill,
+                 student=student)
     again = f"run the same command again to continue {out_dir}"
     bar = progress()
     tasks: dict[str, int] = {}
 
     def on_progress(step: str, done: int, total: int) -> None:
         if step not in tasks:
-            label = {"kernels": "kernels", "train": "training (s)" if iterations is None
-                     else "training", "check": "check"}.get(step, step)
+            secs = " (s)" if iterations is None else ""
+            label = {"kernels": "kernels", "train": f"training{secs}",
+                     "distill": f"distilling{secs}", "check": "check"}.get(step, step)
             tasks[step] = bar.add_task(label, total=max(total, 1), note="")
         bar.update(tasks[step], completed=done, total=max(total, 1))
 
