@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                              for m in ("psnr", "lpips")} for a, b in pairs}
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
-    res = {"base": args.base, "distill": args.distill, "true_kernel": TRUE_KERNEL, "noise": NOISE, "jpeg": JPEG,
+    res = {"base": args.base, "distill": args.distill, "true_kernel": TRUE_KERNEL,
+           "noise": NOISE, "jpeg": JPEG,
            "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
                        l2_mean_kernel, "l2_bicubic": l2_bic},

@@ -44,7 +44,8 @@ def _ci(values: Sequence[float]) -> dict:
 
 
 def synthetic_check(heldout: Sequence[Path], pools: Pools, models: dict[str, object], *,
-                    pair: tuple[str, str] | None = None, cfg: DegradeConfig | None = None, weights: Path | None = None,
+                    pair: tuple[str, str] | None = None, cfg: DegradeConfig | None = None,
+                    weights: Path | None = None,
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Scores of bicubic and each of ``models`` (name -> network) on the held-out faces, and
     the paired difference per face of ``pair`` (adapted, base) (default: the last model and

@@ -3,10 +3,11 @@
 ``report.json`` holds every number the page shows and names the files they come from, with
 their SHA-256 (``files``): the kernel widths are computed from ``kernels.safetensors``, the
 noise statistics from ``noise.safetensors``, the curve from ``train/metrics.jsonl`` (and
-``distill/metrics.jsonl``), the check from ``model.safetensors`` and ``base.safetensors`` (and,
-with distillation, ``teacher.safetensors`` and ``student.safetensors``). ``report.html`` is drawn from
-``report.json`` alone (:func:`render`), so the two cannot disagree; it is one self-contained
-file plus its pictures in ``report/`` (no script, no network).
+``distill/metrics.jsonl``), the check from ``model.safetensors`` and ``base.safetensors``
+(and, with distillation, ``teacher.safetensors`` and ``student.safetensors``).
+``report.html`` is drawn from ``report.json`` alone (:func:`render`), so the two cannot
+disagree; it is one self-contained file plus its pictures in ``report/`` (no script, no
+network).
 """
 
 from __future__ import annotations
