@@ -152,7 +152,10 @@ def render(rep: dict) -> str:
             f"{train.get('seconds', 0) / 60:.1f} min from "
             f"<b>{_e(train.get('base', {}).get('name', '?'))}</b>")
     if dist:
-        made = (f"{made} (the teacher, <code>teacher.safetensors</code>), then distilled into "
+        made = (f"<b>{_e(train.get('base', {}).get('name', '?'))}</b> fine-tuned "
+                f"{train.get('iteration', 0)} iterations in "
+                f"{train.get('seconds', 0) / 60:.1f} min (the teacher, "
+                "<code>teacher.safetensors</code>), then distilled into "
                 f"<b>{_e(dist.get('base', {}).get('name', '?'))}</b> in "
                 f"{dist.get('iteration', 0)} iterations, {dist.get('seconds', 0) / 60:.1f} min "
                 "(<code>model.safetensors</code>, the adapted model below)")
