@@ -5,7 +5,7 @@
         --frames 0,3 --variants base,it6000,avg.1
 
 Each variant changes module constants of ``facesr.degrade.kernelgan`` (or the iterations) in
-a forked worker, estimates the x4 kernel of each chosen frame and prints its centred L2 to the
+a forked worker of its own, estimates the x4 kernel of each chosen frame and prints its centred L2 to the
 true kernel and its principal widths (sigma major / minor in HR px, angle). An exploration
 tool: a variant that wins here must still be checked on natural images
 (``benchmarks/kernel_estimation.py``) before it becomes a default.
@@ -28,6 +28,8 @@ VARIANTS = {
     "sparse.005": {"W_SPARSE": 0.005},  # a light sparsity prior after the bicubic phase
     "it6000": {"iters": 6000},  # twice the iterations
     "avg.1": {"AVERAGE_FRACTION": 0.1},  # average the kernel over the last 10% only
+    "combo": {"W_BICUBIC": 0.0, "OUT_CROP": 64, "W_SPARSE": 0.005},
+    "combo6000": {"W_BICUBIC": 0.0, "OUT_CROP": 64, "W_SPARSE": 0.005, "iters": 6000},
 }
 
 
@@ -67,7 +69,8 @@ def main() -> None:
         if v not in VARIANTS:
             raise SystemExit(f"unknown variant {v}; known: {', '.join(VARIANTS)}")
     jobs = [(v, str(f), true_k) for v in variants for f in frames]
-    with mp.get_context("fork").Pool(args.jobs) as pool:
+    # a fresh worker per job: a variant's constants must not leak into the next job
+    with mp.get_context("fork").Pool(args.jobs, maxtasksperchild=1) as pool:
         res = pool.map(_job, jobs, chunksize=1)
     print("| variant | frame | L2 | widths (major/minor/deg) | CPU s |\n|---|---|---|---|---|")
     by: dict[str, list[float]] = {}
