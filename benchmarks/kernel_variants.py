@@ -5,9 +5,9 @@
         --frames 0,3 --variants base,it6000,avg.1
 
 Each variant changes module constants of ``facesr.degrade.kernelgan`` (or the iterations) in
-a forked worker of its own, estimates the x4 kernel of each chosen frame and prints its centred L2 to the
-true kernel and its principal widths (sigma major / minor in HR px, angle). An exploration
-tool: a variant that wins here must still be checked on natural images
+a forked worker of its own, estimates the x4 kernel of each chosen frame and prints its
+centred L2 to the true kernel and its principal widths (sigma major / minor in HR px, angle).
+An exploration tool: a variant that wins here must still be checked on natural images
 (``benchmarks/kernel_estimation.py``) before it becomes a default.
 """
 
