@@ -173,9 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({name: metrics.score(img, hr)[0] for name, img in outs.items()})
     table = {name: {m: ci([r[name][m] for r in rows]) for m in ("psnr", "lpips")}
              for name in rows[0]}
-    pairs = [("adapted", b) for b in ("facesr-default", *([args.base] if args.base !=
-                                                           "facesr-default" else []),
-                                      *(["teacher"] if args.distill else []), "bicubic")]
+    # adapted against each other model (facesr-default, the base, the teacher) and bicubic
+    pairs = [("adapted", b) for b in (*(m for m in models if m != "adapted"), "bicubic")]
     if args.distill:
         pairs.append(("teacher", "facesr-default"))
     paired = {f"{a} - {b}": {m: ci([r[a][m] - r[b][m] for r in rows])

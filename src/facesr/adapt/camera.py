@@ -254,29 +254,27 @@ class Camera:
         ``--minutes`` when distilling) and, with ``--distill``, distil it into the student.
         True when it trained now (the report must be remade)."""
         s = self.s
+        data = {"faces_list": self.dir / "faces.txt", "faces": self.faces, "kernels": kpath,
+                "noise": noise, "iterations": s.iterations, "threads": s.threads,
+                "seed": s.seed}
         init, base_rec = finetune.base_weights(s.base, self.dir)
-        cfg = finetune.train_config(
-            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
-            init=init, arch=base_rec["arch"], iterations=s.iterations, threads=s.threads,
-            seed=s.seed)
+        cfg = finetune.train_config(init=init, arch=base_rec["arch"], **data)
         share = DISTILL_SHARE if s.distill else 1.0
         out = "teacher.safetensors" if s.distill else "model.safetensors"
         trained = self._stage("train", cfg, base_rec, share, out, prog)
         if not s.distill:
             return trained
         init, student_rec = finetune.base_weights(s.student, self.dir, stem="student")
-        cfg = finetune.train_config(
-            faces_list=self.dir / "faces.txt", faces=self.faces, kernels=kpath, noise=noise,
-            init=init, arch=student_rec["arch"], iterations=s.iterations, threads=s.threads,
-            seed=s.seed, teacher=self.dir / out)
+        cfg = finetune.train_config(init=init, arch=student_rec["arch"], teacher=self.dir / out,
+                                    **data)
         return self._stage("distill", cfg, student_rec, 1.0 - share, "model.safetensors",
-                           prog, teacher=trained) or trained
+                           prog) or trained
 
-    def _stage(self, step: str, cfg, base_rec: dict, share: float, out: str, prog, *,
-               teacher: bool = False) -> bool:
+    def _stage(self, step: str, cfg, base_rec: dict, share: float, out: str, prog) -> bool:
         """One training run (``CAMERA_DIR/STEP/``) for ``share`` of the budget in minutes (or
         to ``--iterations``), resumed from its last checkpoint; its model copied to ``out``.
-        ``teacher``: the teacher changed since (a distillation run must train again)."""
+        (The teacher trains further only when the budget grew, and then so does the
+        student's share.)"""
         s = self.s
         run_dir = self.dir / step
         info = self.done(step) or {"seconds": 0.0, "iteration": 0}
@@ -286,14 +284,12 @@ class Camera:
         else:
             left = budget - info["seconds"]
         model = self.dir / out
-        if left is not None and left <= 0 and model.is_file() and not teacher:
+        if left is not None and left <= 0 and model.is_file():
             self.say(f"{'distillation' if step == 'distill' else 'training'} done earlier "
                      f"({info['iteration']} iterations, "
                      f"{info['seconds'] / 60:.1f} min): give a larger --minutes or "
                      "--iterations to continue it")
             return False
-        if left is not None and left <= 0:
-            left = 1.0  # the teacher moved on: at least one more iteration
         t0 = time.perf_counter()
         total = s.iterations or 0
 

@@ -59,7 +59,7 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
             "software": st.get("software", {}), "kernels": kernels,
             "noise": noise, "noise_relaxation": st["steps"]["noise"]["relaxation"],
             "sampled": st["steps"]["sample"]["log"], "curve": curve("train"),
-            "curve_distill": curve("distill") if "distill" in st.get("steps", {}) else [],
+            "curve_distill": curve("distill"),
             "synthetic": syn,
             "real": real, "files": files}
 
@@ -148,17 +148,16 @@ def render(rep: dict) -> str:
     notes = "".join(f"<li>{_e(n)}</li>" for n in syn.get("notes", []) + real.get("notes", []))
     train = rep["steps"].get("train", {})
     dist = rep["steps"].get("distill")
-    made = (f"adapted model trained {train.get('iteration', 0)} iterations in "
-            f"{train.get('seconds', 0) / 60:.1f} min from "
-            f"<b>{_e(train.get('base', {}).get('name', '?'))}</b>")
+    base = f"<b>{_e(train.get('base', {}).get('name', '?'))}</b>"
+    its = (f"{train.get('iteration', 0)} iterations in "
+           f"{train.get('seconds', 0) / 60:.1f} min")
     if dist:
-        made = (f"<b>{_e(train.get('base', {}).get('name', '?'))}</b> fine-tuned "
-                f"{train.get('iteration', 0)} iterations in "
-                f"{train.get('seconds', 0) / 60:.1f} min (the teacher, "
-                "<code>teacher.safetensors</code>), then distilled into "
-                f"<b>{_e(dist.get('base', {}).get('name', '?'))}</b> in "
+        made = (f"{base} fine-tuned {its} (the teacher, <code>teacher.safetensors</code>), then "
+                f"distilled into <b>{_e(dist.get('base', {}).get('name', '?'))}</b> in "
                 f"{dist.get('iteration', 0)} iterations, {dist.get('seconds', 0) / 60:.1f} min "
                 "(<code>model.safetensors</code>, the adapted model below)")
+    else:
+        made = f"adapted model trained {its} from {base}"
     dist_curve = (f"<h3>Distillation</h3>{_svg_curve(rep['curve_distill'])}"
                   if rep.get("curve_distill") else "")
     files = "".join(f"<tr><td>{_e(n)}</td><td><code>{_e(h)}</code></td></tr>"
