@@ -3,7 +3,8 @@
 Every face (``--data``, default ../shared/data/faces_hq/ffhq512, resized to 256 px HR) becomes
 a burst of ``--frames`` LR crops: the HR face shifted by a random sub-pixel amount (frame 0,
 the reference, unshifted; up to +-1 LR px), Gaussian blur sigma 1.5 HR px, x4 bicubic down
-(64 px), Gaussian noise sigma 8/255, JPEG quality 40, each frame its own noise and JPEG.
+(64 px), Gaussian noise sigma 8/255, JPEG quality 40, each frame its own noise and JPEG
+(``--noise`` and ``--jpeg`` change them; 0 leaves one out, to see which limits the fusion).
 Methods, all scored against the reference's HR face (PSNR on Y, BT.601, 4 px border cropped):
 
 - ``bicubic``: the reference crop upscaled x4 bicubic;
@@ -52,11 +53,13 @@ from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
 
+NOISE, JPEG = 8.0, 40  # per frame: Gaussian noise sigma (levels), JPEG quality
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces_hq" / "ffhq512"
 
 
 def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float = 0.0,
-          background: np.ndarray | None = None) -> list[torch.Tensor]:
+          background: np.ndarray | None = None, *, noise: float = NOISE,
+          jpeg: int = JPEG) -> list[torch.Tensor]:
     """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted.
 
     ``background`` (256, 256, 3): a static scene behind the face: each frame is the moved face,
@@ -76,9 +79,10 @@ def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float =
             img = a * img + (1 - a) * background
         img = cv2.GaussianBlur(img, (0, 0), 1.5)
         lr = cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC)
-        lr = lr + rng.normal(0, 8 / 255, lr.shape).astype(np.float32)
+        if noise:
+            lr = lr + rng.normal(0, noise / 255, lr.shape).astype(np.float32)
         t = torch.from_numpy(np.ascontiguousarray(lr.clip(0, 1))).permute(2, 0, 1)
-        out.append(jpeg_roundtrip(t, 40))
+        out.append(jpeg_roundtrip(t, jpeg) if jpeg else t)
     return out
 
 
@@ -104,12 +108,13 @@ def backgrounds(video: Path, n: int, rng: np.random.Generator) -> list[np.ndarra
 
 
 def hr_and_burst(path: Path, frames: int, rng: np.random.Generator, rotate: float,
-                 background: np.ndarray | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                 background: np.ndarray | None = None, *, noise: float = NOISE,
+                 jpeg: int = JPEG) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The 256 px HR reference of ``path`` (with ``background``: the face over it, as frame 0
     shows it) and ``frames`` degraded LR crops of it (:func:`burst`)."""
     hr = F.interpolate(read_image(path)[None], size=(256, 256), mode="area")[0]
     arr = hr.permute(1, 2, 0).numpy().copy()
-    crops = burst(arr, frames, rng, rotate, background)
+    crops = burst(arr, frames, rng, rotate, background, noise=noise, jpeg=jpeg)
     if background is not None:
         a = face_alpha()[..., None]
         hr = torch.from_numpy(np.ascontiguousarray(a * arr + (1 - a) * background)).permute(2, 0, 1)
@@ -173,6 +178,9 @@ def main() -> None:
     ap.add_argument("--background", type=Path, default=None, metavar="VIDEO",
                     help="put each face over a static scene: a random 256 px crop of this "
                     "video's first frame (e.g. ../shared/data/video/pets_vtest_768x576.avi)")
+    ap.add_argument("--noise", type=float, default=NOISE,
+                    help="Gaussian noise sigma per frame, in levels (0: none)")
+    ap.add_argument("--jpeg", type=int, default=JPEG, help="JPEG quality per frame (0: none)")
     ap.add_argument("--weights", type=Path, default=None, help="metric weights (LPIPS)")
     args = ap.parse_args()
     if args.sweep:
@@ -192,7 +200,8 @@ def main() -> None:
     times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
     for f, scene in zip(files, scenes, strict=True):
-        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene)
+        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene, noise=args.noise,
+                                 jpeg=args.jpeg)
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
@@ -268,7 +277,8 @@ def sweep(args: argparse.Namespace) -> None:
     bname, bnet = _burst_model(args, name, net)
     scenes = _scenes(args, len(files))
     for f, scene in zip(files, scenes, strict=True):
-        hr, crops = hr_and_burst(f, max(ns), rng, args.rotate, scene)
+        hr, crops = hr_and_burst(f, max(ns), rng, args.rotate, scene, noise=args.noise,
+                                 jpeg=args.jpeg)
         for r in rows:
             t0 = time.perf_counter()
             if r == "bicubic":
@@ -285,8 +295,8 @@ def sweep(args: argparse.Namespace) -> None:
                     got[r][m].append(float(scores[m]))
     print(f"{len(files)} faces of {args.data.name}, model {name}, fused crops {bname}"
           + (" (plain mean)" if args.plain else "") + ", "
-          f"shifts up to 4 HR px, rotation up to {args.rotate:g} deg, blur 1.5, noise 8, "
-          "JPEG 40 per frame"
+          f"shifts up to 4 HR px, rotation up to {args.rotate:g} deg, blur 1.5, "
+          f"noise {args.noise:g}, JPEG {args.jpeg or 'none'} per frame"
           + (f", over scenes of {args.background.name}" if args.background else "") + "\n")
     print("| method | " + " | ".join(metrics) + " | PSNR-Y vs single | time / face (s) |")
     print("|---|" + "---|" * (len(metrics) + 2))
