@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-adapt"))
     ap.add_argument("--minutes", type=float, default=30.0, help="facesr adapt --minutes")
     ap.add_argument("--faces", type=int, default=40, help="held-out test faces (alae512)")
+    ap.add_argument("--hq", type=Path, action="append", default=None,
+                    help="facesr adapt --hq (repeatable; default: adapt's own default faces)")
     ap.add_argument("--iters", type=int, default=None, help="facesr adapt --iters")
     ap.add_argument("--kernel", default=None, metavar="MAJOR,MINOR,DEG",
                     help="the camera's true kernel (sigmas in HR px, angle; default "
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--iters", str(args.iters)]
         if args.distill:
             cmd += ["--distill"]
+        for h in args.hq or []:
+            cmd += ["--hq", str(h)]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     adapt_s = time.perf_counter() - t
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                              for m in ("psnr", "lpips")} for a, b in pairs}
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
-    res = {"base": args.base, "distill": args.distill, "true_kernel": TRUE_KERNEL,
+    res = {"base": args.base, "distill": args.distill, "hq": [str(h) for h in args.hq or []],
+           "true_kernel": TRUE_KERNEL,
            "noise": NOISE, "jpeg": JPEG,
            "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
