@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from facesr.adapt import report as report_mod
 from facesr.data.inputs import hq_files
 from facesr.degrade.degradation import Pools
 from facesr.degrade.pools import KernelPool, NoisePool
-from facesr.io import atomic_write_text, expand_inputs, sha256_file
+from facesr.io import atomic_write_bytes, atomic_write_text, expand_inputs, sha256_file
 from facesr.provenance import facesr_version, git_info, library_versions, utc_now
 
 FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's default --hq
@@ -308,9 +307,7 @@ class Camera:
         result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
                               on_step=on_step, on_start=self.say)
         spent = info["seconds"] + time.perf_counter() - t0
-        part = model.with_name(model.name + ".part")
-        shutil.copyfile(run_dir / "model.safetensors", part)
-        os.replace(part, model)
+        atomic_write_bytes(model, (run_dir / "model.safetensors").read_bytes())
         self.mark(step, {"iteration": result["iteration"], "seconds": round(spent, 1),
                          "run": step, "base": base_rec, "file": out,
                          "sha256": sha256_file(model), "val": result.get("val", {})})
