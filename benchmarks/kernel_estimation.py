@@ -5,6 +5,8 @@
     # settings side by side (ITERS:RECIPE, see kernelgan.RECIPES), each case under each:
     OMP_NUM_THREADS=1 python benchmarks/kernel_estimation.py --images 2 --jobs 1 \
         --compare 3000:legacy,3000:fast,2000:fast:b2   # b2: 2 crops per iteration
+    # kernelgan.PRESETS (facesr adapt --kernel-quality) by name:
+    python benchmarks/kernel_estimation.py --compare fast,accurate
 
 Protocol: a clean image is blurred with a known anisotropic Gaussian x4 kernel and subsampled
 x4 (``blur_downsample``); KernelGAN sees only that LR image. Two errors per estimate:
@@ -83,21 +85,22 @@ def _warm_up() -> None:
     kernelgan.estimate_kernel(torch.rand(3, 40, 40), iters=2)
 
 
-def one(job: tuple[str, tuple[float, float, float], int, str, int, int]) -> dict:
+def one(job: tuple[str, tuple[float, float, float], int, str, int, int, str]) -> dict:
     """Estimate one (image, kernel) case under one setting; returns its errors and times."""
-    name, (sx, sy, deg), iters, recipe, seed, batch = job
+    name, (sx, sy, deg), iters, recipe, seed, batch, preset = job
+    options = {k: v for k, v in kernelgan.PRESETS[preset].items() if k != "iters"}
     torch.set_num_threads(1)
     hr = load(name)
     true = gaussian_kernel(kernelgan.X4_SIZE, sx, sy, math.radians(deg))
     lr = blur_downsample(hr, true, 4)
     t, cpu = time.perf_counter(), time.process_time()
     est = kernelgan.estimate_kernel(lr, iters=iters, seed=seed, recipe=recipe,
-                                    batch=batch).kernel
+                                    batch=batch, **options).kernel
     cpu, secs = time.process_time() - cpu, time.perf_counter() - t
     bic = bicubic_kernel(4, kernelgan.X4_SIZE)
     return {
         "image": Path(name).name, "kernel": f"{sx}/{sy}/{deg:.0f}",
-        "setting": _label(iters, recipe, batch),
+        "setting": _label(iters, recipe, batch, preset),
         "secs": secs, "cpu": cpu,
         "l2_est": kernelgan.centred_l2(est, true), "l2_bic": kernelgan.centred_l2(bic, true),
         "psnr_est": _psnr(blur_downsample(hr, est, 4), lr),
@@ -125,15 +128,25 @@ def table(rows: list[dict], title: str) -> None:
           f"on re-degradation PSNR (mean {mean['psnr_est'] - mean['psnr_bic']:+.2f} dB).")
 
 
-def _label(iters: int, recipe: str, batch: int) -> str:
+def _label(iters: int, recipe: str, batch: int, preset: str = "fast") -> str:
+    if preset != "fast":
+        return preset + ("" if iters == kernelgan.PRESETS[preset].get("iters") else f":{iters}")
     return f"{iters}:{recipe}" + (f":b{batch}" if batch != kernelgan.BATCH else "")
 
 
-def _settings(text: str) -> list[tuple[int, str, int]]:
-    """'3000:legacy,2000:fast:b2' -> [(3000, 'legacy', 1), (2000, 'fast', 2)] (recipe default
-    'fast', crops per iteration default kernelgan.BATCH)."""
+def _settings(text: str) -> list[tuple[int, str, int, str]]:
+    """'3000:legacy,2000:fast:b2,accurate' -> [(3000, 'legacy', 1, 'fast'),
+    (2000, 'fast', 2, 'fast'), (6000, 'fast', 1, 'accurate')] (recipe default 'fast', crops
+    per iteration default kernelgan.BATCH; a kernelgan.PRESETS name, optionally ':ITERS')."""
     out = []
     for item in text.split(","):
+        name, _, its = item.strip().partition(":")
+        if name in kernelgan.PRESETS:
+            its = its or str(kernelgan.PRESETS[name].get("iters", kernelgan.DEFAULT_ITERS))
+            if not its.isdigit() or int(its) < 1:
+                raise argparse.ArgumentTypeError(f"bad setting {item!r}: want PRESET[:ITERS]")
+            out.append((int(its), "fast", kernelgan.BATCH, name))
+            continue
         iters, _, rest = item.strip().partition(":")
         recipe, _, batch = rest.partition(":")
         recipe = recipe or "fast"
@@ -143,7 +156,7 @@ def _settings(text: str) -> list[tuple[int, str, int]]:
             raise argparse.ArgumentTypeError(
                 f"bad setting {item!r}: want ITERS:RECIPE[:bBATCH], RECIPE one of "
                 f"{', '.join(kernelgan.RECIPES)}")
-        out.append((int(iters), recipe, int(batch)))
+        out.append((int(iters), recipe, int(batch), "fast"))
     return out
 
 
@@ -187,18 +200,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="KernelGAN iterations (one setting, the default recipe)")
     ap.add_argument("--compare", type=_settings, default=None, metavar="ITERS:RECIPE,...",
                     help="run these settings side by side instead of --iters, e.g. "
-                         "3000:legacy,2000:fast (recipes: " + ", ".join(kernelgan.RECIPES) + ")")
+                         "3000:legacy,2000:fast (recipes: " + ", ".join(kernelgan.RECIPES)
+                         + ") or preset names (" + ", ".join(kernelgan.PRESETS) + ")")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (1 thread each)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    settings = args.compare or [(args.iters, "fast", kernelgan.BATCH)]
+    settings = args.compare or [(args.iters, "fast", kernelgan.BATCH, "fast")]
     natural = args.names.split(",") if args.names else [*NATURAL[:args.images], "dead_leaves"]
     faces = [str(p) for p in sorted(args.hq.glob("*.png"))[:args.faces]]
     if args.faces and not faces:
         raise SystemExit(f"no faces in {args.hq} (needs ../shared/data)")
     # case by case, every setting of a case in a row: an interrupted run still pairs them
-    jobs = [(n, k, it, recipe, args.seed, b) for n in natural + faces for k in KERNELS
-            for it, recipe, b in settings]
+    jobs = [(n, k, it, recipe, args.seed, b, p) for n in natural + faces for k in KERNELS
+            for it, recipe, b, p in settings]
     t = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.jobs, initializer=_warm_up) as pool:
@@ -212,11 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - t
     rows_by = {_label(*st): [r for r in rows if r["setting"] == _label(*st)]
                for st in settings}
-    for it, recipe, batch in dict.fromkeys(settings):
-        srows = rows_by[_label(it, recipe, batch)]
+    for it, recipe, batch, preset in dict.fromkeys(settings):
+        srows = rows_by[_label(it, recipe, batch, preset)]
         nat = [r for r in srows if r["image"] in natural]
         what = f"{it} iterations, recipe {recipe}, seed {args.seed}" + (
-            f", {batch} crops per iteration" if batch != kernelgan.BATCH else "")
+            f", {batch} crops per iteration" if batch != kernelgan.BATCH else "") + (
+            f", preset {preset}" if preset != "fast" else "")
         table(nat, f"Kernel estimation, natural images ({what})")
         if faces:
             face_rows = [r for r in srows if r["image"] not in natural]

@@ -125,6 +125,26 @@ def test_estimate_kernels_in_parallel_matches_sequential() -> None:
     assert not torch.equal(par[0].kernel, par[1].kernel)
 
 
+def test_settings_default_to_the_module_constants_and_reach_the_workers() -> None:
+    img = torch.rand(3, 64, 72, generator=torch.Generator().manual_seed(5))
+    plain = kg.estimate_kernel(img, iters=12, seed=1)
+    same = kg.estimate_kernel(img, iters=12, seed=1, out_crop=kg.OUT_CROP,
+                              w_bicubic=kg.W_BICUBIC, w_sparse=kg.W_SPARSE)
+    assert torch.equal(plain.kernel, same.kernel)
+    accurate = {k: v for k, v in kg.PRESETS["accurate"].items() if k != "iters"}
+    other = kg.estimate_kernel(img, iters=12, seed=1, **accurate)
+    assert not torch.equal(plain.kernel, other.kernel)  # the settings are used
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        par = kg.estimate_kernels([img, img], jobs=2, iters=12, seed=1, options=accurate)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(par[0].kernel, other.kernel) and torch.equal(par[1].kernel, other.kernel)
+    with pytest.raises(ValueError, match="out_crop"):
+        kg.estimate_kernel(img, iters=1, out_crop=4)
+
+
 def test_estimate_kernel_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="smaller than the 32 px minimum"):
         kg.estimate_kernel(torch.rand(3, 31, 100), iters=1)
