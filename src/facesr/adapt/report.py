@@ -57,11 +57,22 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
     return {"camera": str(d), "notice": NOTICE, "steps": st.get("steps", {}),
             "footage": st.get("footage", []), "budget": st.get("budget", {}),
             "software": st.get("software", {}), "kernels": kernels,
+            "kernel_settings": dict(pools.kernels.settings),
             "noise": noise, "noise_relaxation": st["steps"]["noise"]["relaxation"],
             "sampled": st["steps"]["sample"]["log"], "curve": curve("train"),
             "curve_distill": curve("distill"),
             "synthetic": syn,
             "real": real, "files": files}
+
+
+def _kernel_setting(ks: dict) -> str:
+    """One line on how the kernels were estimated (the pool's settings)."""
+    if not ks:
+        return ""
+    line = (f"KernelGAN, {ks.get('quality', 'fast')} setting, {ks.get('iters')} iterations "
+            f"per still, seed {ks.get('seed')}")
+    extra = [f"{k} {ks[k]}" for k in ("out_crop", "w_bicubic", "w_sparse") if k in ks]
+    return line + (f" ({', '.join(extra)})" if extra else "") + "."
 
 
 def write(d: Path, rep: dict) -> None:
@@ -182,7 +193,8 @@ kernels and noise (mean [95% interval]).</p>
 <p>Paired difference per face, {_e(paired.get('of', ''))}:</p>
 <table id="paired"><tr><th>metric</th><th>mean [95% interval]</th></tr>{paired_rows}</table>
 <h2>Real faces from the footage</h2>{faces or '<p>No face found.</p>'}
-<h2>Blur kernels</h2><img src="report/kernels.png" alt="kernels">
+<h2>Blur kernels</h2><p>{_e(_kernel_setting(rep.get('kernel_settings', {})))}</p>
+<img src="report/kernels.png" alt="kernels">
 <table id="kernels"><tr><th>source</th><th>frame</th><th>major (HR px)</th><th>minor</th>
 <th>angle (deg)</th></tr>{kern}</table>
 <h2>Noise</h2>{noise_html}
