@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hq", type=Path, action="append", default=None,
                     help="facesr adapt --hq (repeatable; default: adapt's own default faces)")
     ap.add_argument("--iters", type=int, default=None, help="facesr adapt --iters")
-    ap.add_argument("--kernel-quality", default="fast", choices=("fast", "accurate"),
-                    help="facesr adapt --kernel-quality")
+    ap.add_argument("--kernel-prior", default="default", choices=("default", "thin"),
+                    help="facesr adapt --kernel-prior")
     ap.add_argument("--kernel-stills", type=int, default=None,
                     help="facesr adapt --kernel-stills (default: adapt's)")
     ap.add_argument("--kernel", default=None, metavar="MAJOR,MINOR,DEG",
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                "--weights", str(SHARED / "weights"), "--base", args.base]
         if args.iters:
             cmd += ["--iters", str(args.iters)]
-        cmd += ["--kernel-quality", args.kernel_quality]
+        cmd += ["--kernel-prior", args.kernel_prior]
         if args.kernel_stills:
             cmd += ["--kernel-stills", str(args.kernel_stills)]
         if args.distill:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
     res = {"base": args.base, "distill": args.distill, "hq": [str(h) for h in args.hq or []],
-           "kernel_quality": camera_json["profile"].get("kernel_quality", "fast"),
+           "kernel_prior": camera_json["profile"].get("kernel_prior", "default"),
            "kernel_iters": camera_json["profile"]["iters"],
            "true_kernel": TRUE_KERNEL,
            "noise": NOISE, "jpeg": JPEG,

@@ -5,8 +5,8 @@
     # settings side by side (ITERS:RECIPE, see kernelgan.RECIPES), each case under each:
     OMP_NUM_THREADS=1 python benchmarks/kernel_estimation.py --images 2 --jobs 1 \
         --compare 3000:legacy,3000:fast,2000:fast:b2   # b2: 2 crops per iteration
-    # kernelgan.PRESETS (facesr adapt --kernel-quality) by name:
-    python benchmarks/kernel_estimation.py --compare fast,accurate
+    # kernelgan.PRESETS (facesr adapt --kernel-prior) by name:
+    python benchmarks/kernel_estimation.py --compare default,thin
 
 Protocol: a clean image is blurred with a known anisotropic Gaussian x4 kernel and subsampled
 x4 (``blur_downsample``); KernelGAN sees only that LR image. Two errors per estimate:
@@ -128,15 +128,15 @@ def table(rows: list[dict], title: str) -> None:
           f"on re-degradation PSNR (mean {mean['psnr_est'] - mean['psnr_bic']:+.2f} dB).")
 
 
-def _label(iters: int, recipe: str, batch: int, preset: str = "fast") -> str:
-    if preset != "fast":
+def _label(iters: int, recipe: str, batch: int, preset: str = "default") -> str:
+    if preset != "default":
         return preset + ("" if iters == kernelgan.PRESETS[preset].get("iters") else f":{iters}")
     return f"{iters}:{recipe}" + (f":b{batch}" if batch != kernelgan.BATCH else "")
 
 
 def _settings(text: str) -> list[tuple[int, str, int, str]]:
-    """'3000:legacy,2000:fast:b2,accurate' -> [(3000, 'legacy', 1, 'fast'),
-    (2000, 'fast', 2, 'fast'), (6000, 'fast', 1, 'accurate')] (recipe default 'fast', crops
+    """'3000:legacy,2000:fast:b2,thin' -> [(3000, 'legacy', 1, 'default'),
+    (2000, 'fast', 2, 'default'), (6000, 'fast', 1, 'thin')] (recipe default 'fast', crops
     per iteration default kernelgan.BATCH; a kernelgan.PRESETS name, optionally ':ITERS')."""
     out = []
     for item in text.split(","):
@@ -156,7 +156,7 @@ def _settings(text: str) -> list[tuple[int, str, int, str]]:
             raise argparse.ArgumentTypeError(
                 f"bad setting {item!r}: want ITERS:RECIPE[:bBATCH], RECIPE one of "
                 f"{', '.join(kernelgan.RECIPES)}")
-        out.append((int(iters), recipe, int(batch), "fast"))
+        out.append((int(iters), recipe, int(batch), "default"))
     return out
 
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (1 thread each)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    settings = args.compare or [(args.iters, "fast", kernelgan.BATCH, "fast")]
+    settings = args.compare or [(args.iters, "fast", kernelgan.BATCH, "default")]
     natural = args.names.split(",") if args.names else [*NATURAL[:args.images], "dead_leaves"]
     faces = [str(p) for p in sorted(args.hq.glob("*.png"))[:args.faces]]
     if args.faces and not faces:
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         nat = [r for r in srows if r["image"] in natural]
         what = f"{it} iterations, recipe {recipe}, seed {args.seed}" + (
             f", {batch} crops per iteration" if batch != kernelgan.BATCH else "") + (
-            f", preset {preset}" if preset != "fast" else "")
+            f", preset {preset}" if preset != "default" else "")
         table(nat, f"Kernel estimation, natural images ({what})")
         if faces:
             face_rows = [r for r in srows if r["image"] not in natural]

@@ -140,7 +140,7 @@ def test_report_numbers_come_from_the_files_it_names(camera):
         assert f"{scores['psnr']['mean']:.2f}" in page
     for fig in re.findall(r'src="(report/[^"]+)"', page):
         assert (out / fig).is_file()
-    assert f"KernelGAN, fast setting, {pool.settings['iters']} iterations per still" in page
+    assert f"KernelGAN, default prior, {pool.settings['iters']} iterations per still" in page
 
 
 def test_rerun_resumes_without_redoing_and_continues_training(camera, inputs, nearest, run_adapt):
@@ -171,19 +171,19 @@ def test_other_footage_in_the_same_folder_is_refused(camera, inputs, nearest, tm
     assert "Traceback" not in r.output
 
 
-def test_kernel_quality_is_recorded_and_a_change_is_refused(camera, inputs, nearest,
+def test_kernel_prior_is_recorded_and_a_change_is_refused(camera, inputs, nearest,
                                                            run_adapt):
     out, _ = camera
     foot, faces = inputs
     pool = KernelPool.load(out / "kernels.safetensors")
-    assert pool.settings == profile.kernel_settings(20, 0)  # "fast": the settings as before
-    assert "quality" not in pool.settings
-    accurate = profile.kernel_settings(20, 0, "accurate")
-    assert accurate["quality"] == "accurate" and accurate["out_crop"] == 64
-    r = run_adapt(foot, faces, out, "--iterations", "2", "--kernel-quality", "accurate",
+    assert pool.settings == profile.kernel_settings(20, 0)  # "default": settings as before
+    assert "prior" not in pool.settings
+    thin = profile.kernel_settings(20, 0, "thin")
+    assert thin["prior"] == "thin" and thin["out_crop"] == 64
+    r = run_adapt(foot, faces, out, "--iterations", "2", "--kernel-prior", "thin",
                   base=nearest)
     assert r.exit_code == 2
-    assert "kernel_quality: fast -> accurate" in r.output and "Traceback" not in r.output
+    assert "kernel_prior: default -> thin" in r.output and "Traceback" not in r.output
 
 
 def test_footage_with_nothing_readable_fails_in_one_line(inputs, nearest, tmp_path, run_adapt):

@@ -131,13 +131,13 @@ def test_settings_default_to_the_module_constants_and_reach_the_workers() -> Non
     same = kg.estimate_kernel(img, iters=12, seed=1, out_crop=kg.OUT_CROP,
                               w_bicubic=kg.W_BICUBIC, w_sparse=kg.W_SPARSE)
     assert torch.equal(plain.kernel, same.kernel)
-    accurate = {k: v for k, v in kg.PRESETS["accurate"].items() if k != "iters"}
-    other = kg.estimate_kernel(img, iters=12, seed=1, **accurate)
+    thin = {k: v for k, v in kg.PRESETS["thin"].items() if k != "iters"}
+    other = kg.estimate_kernel(img, iters=12, seed=1, **thin)
     assert not torch.equal(plain.kernel, other.kernel)  # the settings are used
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        par = kg.estimate_kernels([img, img], jobs=2, iters=12, seed=1, options=accurate)
+        par = kg.estimate_kernels([img, img], jobs=2, iters=12, seed=1, options=thin)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(par[0].kernel, other.kernel) and torch.equal(par[1].kernel, other.kernel)

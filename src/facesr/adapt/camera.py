@@ -43,7 +43,7 @@ from facesr.provenance import facesr_version, git_info, library_versions, utc_no
 FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's default --hq
 DISTILL_SHARE = 0.5  # --distill: the base's fine-tuning gets this share of --minutes
 # keys newer than some camera folders
-PROFILE_DEFAULTS = {"distill": False, "student": None, "kernel_quality": "fast"}
+PROFILE_DEFAULTS = {"distill": False, "student": None, "kernel_prior": "default"}
 
 
 class AdaptError(ValueError):
@@ -63,7 +63,7 @@ class Settings:
     kernel_stills: int = 6
     candidates: int = 48
     iters: int = 3000  # KernelGAN iterations per still
-    kernel_quality: str = "fast"  # kernelgan.PRESETS: "fast" or "accurate"
+    kernel_prior: str = "default"  # kernelgan.PRESETS: "default" or "thin"
     jobs: int | None = None  # parallel KernelGAN runs (None: one per free core)
     threads: int = 1  # training threads
     seed: int = 0
@@ -75,7 +75,7 @@ class Settings:
     def profile_keys(self) -> dict:
         return {"base": self.base, "kernel_stills": self.kernel_stills,
                 "candidates": self.candidates, "iters": self.iters,
-                "kernel_quality": self.kernel_quality, "seed": self.seed,
+                "kernel_prior": self.kernel_prior, "seed": self.seed,
                 "distill": self.distill, "student": self.student if self.distill else None}
 
 
@@ -220,7 +220,7 @@ class Camera:
             jobs = s.jobs or max(1, min(len(sampled.kernel_stills), os.cpu_count() or 1))
             pool = profile.estimate_kernels(
                 sampled.kernel_stills, kpath, iters=s.iters, seed=s.seed, jobs=jobs,
-                quality=s.kernel_quality,
+                prior=s.kernel_prior,
                 progress=lambda d, n: prog("kernels", d, n))
             self.mark("kernels", {"file": kpath.name, "count": len(pool),
                                   "sha256": sha256_file(kpath), "jobs": jobs,

@@ -53,34 +53,34 @@ MAX_PER_STILL = 64  # at most this many patches from one still (seeded choice)
 LOWFREQ_MAX, LOWFREQ_SIGMA = 0.5, 2.0  # relaxed steps: share of variance left after a blur
 
 
-def kernel_settings(iters: int, seed: int, quality: str = "fast") -> dict:
+def kernel_settings(iters: int, seed: int, prior: str = "default") -> dict:
     """The settings of an adapt kernel pool (as ``facesr pool kernels`` records them; a
-    ``quality`` other than "fast" adds its name and ``kernelgan.PRESETS`` options)."""
+    ``prior`` other than "default" adds its name and ``kernelgan.PRESETS`` options)."""
     settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE, "iters": iters,
                 "seed": seed}
-    if quality != "fast":
-        settings.update(quality=quality, **_options(quality))
+    if prior != "default":
+        settings.update(prior=prior, **_options(prior))
     return settings
 
 
-def _options(quality: str) -> dict:
+def _options(prior: str) -> dict:
     """``estimate_kernel`` keywords of a ``kernelgan.PRESETS`` entry (its "iters" aside)."""
-    if quality not in kernelgan.PRESETS:
-        raise ValueError(f"unknown kernel quality {quality!r}: one of "
+    if prior not in kernelgan.PRESETS:
+        raise ValueError(f"unknown kernel prior {prior!r}: one of "
                          f"{', '.join(kernelgan.PRESETS)}")
-    return {k: v for k, v in kernelgan.PRESETS[quality].items() if k != "iters"}
+    return {k: v for k, v in kernelgan.PRESETS[prior].items() if k != "iters"}
 
 
 def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, seed: int,
                      jobs: int = 1, progress: Callable[[int, int], None] | None = None,
-                     quality: str = "fast") -> KernelPool:
+                     prior: str = "default") -> KernelPool:
     """Estimate one kernel per still into ``pool_path`` (resumed when it exists), with
-    ``kernelgan.PRESETS[quality]``'s settings (``iters`` given here).
+    ``kernelgan.PRESETS[prior]``'s settings (``iters`` given here).
 
     Raises:
         PoolError: an existing pool made with other settings, or unreadable.
     """
-    settings = kernel_settings(iters, seed, quality)
+    settings = kernel_settings(iters, seed, prior)
     kernels: list[torch.Tensor] = []
     sources: list[dict] = []
     if pool_path.exists():
@@ -99,7 +99,7 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
         chunk = todo[i:i + step]
         images = [torch.from_numpy(s.image).permute(2, 0, 1).float().contiguous()
                   for s in chunk]
-        for s, est in zip(chunk, _estimate(images, iters, seed, jobs, _options(quality)),
+        for s, est in zip(chunk, _estimate(images, iters, seed, jobs, _options(prior)),
                           strict=True):
             kernels.append(est.kernel)
             sources.append({"source": str(s.path), "frame": s.frame, **settings,

@@ -69,7 +69,7 @@ def _kernel_setting(ks: dict) -> str:
     """One line on how the kernels were estimated (the pool's settings)."""
     if not ks:
         return ""
-    line = (f"KernelGAN, {ks.get('quality', 'fast')} setting, {ks.get('iters')} iterations "
+    line = (f"KernelGAN, {ks.get('prior', 'default')} prior, {ks.get('iters')} iterations "
             f"per still, seed {ks.get('seed')}")
     extra = [f"{k} {ks[k]}" for k in ("out_crop", "w_bicubic", "w_sparse") if k in ks]
     return line + (f" ({', '.join(extra)})" if extra else "") + "."

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from facesr.cli._common import err, out, progress, setup_logging
 
-KernelQuality = Literal["fast", "accurate"]  # facesr.degrade.kernelgan.PRESETS
+KernelPrior = Literal["default", "thin"]  # facesr.degrade.kernelgan.PRESETS
 
 
 def adapt(
@@ -35,12 +35,13 @@ def adapt(
         show_default=False)] = None,
     kernel_stills: Annotated[int, typer.Option(
         min=1, help="Stills to estimate blur kernels from (spread over the footage).")] = 6,
-    kernel_quality: Annotated[KernelQuality, typer.Option(
-        help="KernelGAN setting: fast (~50 CPU s a still) or accurate (64 px crops, no "
-             "bicubic phase, light sparsity, 6000 iterations: ~6x the time, closer on thin "
-             "anisotropic blur; README).")] = "fast",
+    kernel_prior: Annotated[KernelPrior, typer.Option(
+        help="KernelGAN setting: default (~50 CPU s a still) or thin (64 px crops, no "
+             "bicubic phase, a sparsity prior, 6000 iterations: ~6x the time; closer on "
+             "thin anisotropic blur, farther on round or wide blur; README).")] = "default",
     iters: Annotated[int | None, typer.Option(
-        min=1, help="KernelGAN iterations per still (default: 3000 fast, 6000 accurate).",
+        min=1, help="KernelGAN iterations per still (default: 3000; 6000 with "
+                    "--kernel-prior thin).",
         show_default=False)] = None,
     jobs: Annotated[int | None, typer.Option(
         min=1, help="KernelGAN runs in parallel (default: one per core).",
@@ -82,9 +83,9 @@ def adapt(
     s = Settings(footage=list(footage), out=out_dir, hq=list(hq or []), base=base,
                  minutes=None if iterations is not None else minutes, iterations=iterations,
                  kernel_stills=kernel_stills,
-                 iters=iters or kernelgan.PRESETS[kernel_quality].get(
+                 iters=iters or kernelgan.PRESETS[kernel_prior].get(
                      "iters", kernelgan.DEFAULT_ITERS),
-                 kernel_quality=kernel_quality, jobs=jobs,
+                 kernel_prior=kernel_prior, jobs=jobs,
                  threads=threads, seed=seed, weights=weights, distill=distill,
                  student=student)
     again = f"run the same command again to continue {out_dir}"

@@ -98,14 +98,17 @@ LR_DECAY = 0.1
 # iteration per iteration); "legacy": a D forward for each step, as before (2x the D forwards)
 RECIPES = ("fast", "legacy")
 DEFAULT_ITERS = 3000
-# named settings (``facesr adapt --kernel-quality``; ``estimate_kernel`` keywords, "iters" as
-# the default iterations). "fast": the module's constants above. "accurate": G sees 64 px
-# output crops (more context per step), no bicubic phase, a light sparsity prior, twice the
-# iterations: ~6x the CPU time of "fast", lower error on thin anisotropic kernels (measured on
-# benchmarks/adapt.py's camera, 4.0 x 1.0 HR px: centred L2 0.059 against 0.093; README).
+# named settings (``facesr adapt --kernel-prior``; ``estimate_kernel`` keywords, "iters" as
+# the default iterations). "default": the module's constants above. "thin": G sees 64 px
+# output crops, no bicubic phase, a light sparsity prior, twice the iterations: ~6x the CPU
+# time. It is a prior, not a better estimator (README): closer on thin anisotropic blur
+# (benchmarks/adapt.py's camera, 4.0 x 1.0 HR px: centred L2 0.061 against 0.087-0.093;
+# astronaut 3.5 x 1.0: 0.044 against 0.059), farther on average over natural images and
+# kernels (benchmarks/kernel_estimation.py, 8 cases: mean L2 0.068 against 0.056; astronaut
+# 4.0 x 2.0: 0.084 against 0.020).
 PRESETS: dict[str, dict] = {
-    "fast": {},
-    "accurate": {"iters": 6000, "out_crop": 64, "w_bicubic": 0.0, "w_sparse": 0.005},
+    "default": {},
+    "thin": {"iters": 6000, "out_crop": 64, "w_bicubic": 0.0, "w_sparse": 0.005},
 }
 
 
