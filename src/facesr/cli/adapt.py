@@ -37,7 +37,7 @@ def adapt(
         min=1, help="Stills to estimate blur kernels from (spread over the footage).")] = 6,
     kernel_prior: Annotated[KernelPrior, typer.Option(
         help="KernelGAN setting: default (~50 CPU s a still) or thin (64 px crops, no "
-             "bicubic phase, a sparsity prior, 6000 iterations: ~6x the time; closer on "
+             "bicubic phase, a sparsity prior, 6000 iterations: 4-7x the time; closer on "
              "thin anisotropic blur, farther on round or wide blur; README).")] = "default",
     iters: Annotated[int | None, typer.Option(
         min=1, help="KernelGAN iterations per still (default: 3000; 6000 with "

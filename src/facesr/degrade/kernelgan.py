@@ -100,7 +100,7 @@ RECIPES = ("fast", "legacy")
 DEFAULT_ITERS = 3000
 # named settings (``facesr adapt --kernel-prior``; ``estimate_kernel`` keywords, "iters" as
 # the default iterations). "default": the module's constants above. "thin": G sees 64 px
-# output crops, no bicubic phase, a light sparsity prior, twice the iterations: ~6x the CPU
+# output crops, no bicubic phase, a light sparsity prior, twice the iterations: 4-7x the CPU
 # time. It is a prior, not a better estimator (README): closer on thin anisotropic blur
 # (benchmarks/adapt.py's camera, 4.0 x 1.0 HR px: centred L2 0.061 against 0.087-0.093;
 # astronaut 3.5 x 1.0: 0.044 against 0.059), farther on average over natural images and
