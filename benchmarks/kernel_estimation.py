@@ -88,7 +88,7 @@ def _warm_up() -> None:
 def one(job: tuple[str, tuple[float, float, float], int, str, int, int, str]) -> dict:
     """Estimate one (image, kernel) case under one setting; returns its errors and times."""
     name, (sx, sy, deg), iters, recipe, seed, batch, preset = job
-    options = {k: v for k, v in kernelgan.PRESETS[preset].items() if k != "iters"}
+    options = kernelgan.preset(preset)[1]
     torch.set_num_threads(1)
     hr = load(name)
     true = gaussian_kernel(kernelgan.X4_SIZE, sx, sy, math.radians(deg))
@@ -130,7 +130,7 @@ def table(rows: list[dict], title: str) -> None:
 
 def _label(iters: int, recipe: str, batch: int, preset: str = "default") -> str:
     if preset != "default":
-        return preset + ("" if iters == kernelgan.PRESETS[preset].get("iters") else f":{iters}")
+        return preset + ("" if iters == kernelgan.preset(preset)[0] else f":{iters}")
     return f"{iters}:{recipe}" + (f":b{batch}" if batch != kernelgan.BATCH else "")
 
 
@@ -142,7 +142,7 @@ def _settings(text: str) -> list[tuple[int, str, int, str]]:
     for item in text.split(","):
         name, _, its = item.strip().partition(":")
         if name in kernelgan.PRESETS:
-            its = its or str(kernelgan.PRESETS[name].get("iters", kernelgan.DEFAULT_ITERS))
+            its = its or str(kernelgan.preset(name)[0])
             if not its.isdigit() or int(its) < 1:
                 raise argparse.ArgumentTypeError(f"bad setting {item!r}: want PRESET[:ITERS]")
             out.append((int(its), "fast", kernelgan.BATCH, name))

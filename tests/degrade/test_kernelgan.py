@@ -131,7 +131,8 @@ def test_settings_default_to_the_module_constants_and_reach_the_workers() -> Non
     same = kg.estimate_kernel(img, iters=12, seed=1, out_crop=kg.OUT_CROP,
                               w_bicubic=kg.W_BICUBIC, w_sparse=kg.W_SPARSE)
     assert torch.equal(plain.kernel, same.kernel)
-    thin = {k: v for k, v in kg.PRESETS["thin"].items() if k != "iters"}
+    iters, thin = kg.preset("thin")
+    assert iters == 6000 and "iters" not in thin and kg.preset("default") == (kg.DEFAULT_ITERS, {})
     other = kg.estimate_kernel(img, iters=12, seed=1, **thin)
     assert not torch.equal(plain.kernel, other.kernel)  # the settings are used
     threads = torch.get_num_threads()
@@ -143,6 +144,8 @@ def test_settings_default_to_the_module_constants_and_reach_the_workers() -> Non
     assert torch.equal(par[0].kernel, other.kernel) and torch.equal(par[1].kernel, other.kernel)
     with pytest.raises(ValueError, match="out_crop"):
         kg.estimate_kernel(img, iters=1, out_crop=4)
+    with pytest.raises(ValueError, match="one of default, thin"):
+        kg.preset("sharp")
 
 
 def test_estimate_kernel_rejects_bad_input() -> None:

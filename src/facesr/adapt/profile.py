@@ -59,16 +59,8 @@ def kernel_settings(iters: int, seed: int, prior: str = "default") -> dict:
     settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE, "iters": iters,
                 "seed": seed}
     if prior != "default":
-        settings.update(prior=prior, **_options(prior))
+        settings.update(prior=prior, **kernelgan.preset(prior)[1])
     return settings
-
-
-def _options(prior: str) -> dict:
-    """``estimate_kernel`` keywords of a ``kernelgan.PRESETS`` entry (its "iters" aside)."""
-    if prior not in kernelgan.PRESETS:
-        raise ValueError(f"unknown kernel prior {prior!r}: one of "
-                         f"{', '.join(kernelgan.PRESETS)}")
-    return {k: v for k, v in kernelgan.PRESETS[prior].items() if k != "iters"}
 
 
 def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, seed: int,
@@ -81,6 +73,7 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
         PoolError: an existing pool made with other settings, or unreadable.
     """
     settings = kernel_settings(iters, seed, prior)
+    options = kernelgan.preset(prior)[1]
     kernels: list[torch.Tensor] = []
     sources: list[dict] = []
     if pool_path.exists():
@@ -99,8 +92,7 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
         chunk = todo[i:i + step]
         images = [torch.from_numpy(s.image).permute(2, 0, 1).float().contiguous()
                   for s in chunk]
-        for s, est in zip(chunk, _estimate(images, iters, seed, jobs, _options(prior)),
-                          strict=True):
+        for s, est in zip(chunk, _estimate(images, iters, seed, jobs, options), strict=True):
             kernels.append(est.kernel)
             sources.append({"source": str(s.path), "frame": s.frame, **settings,
                             "recipe": kernelgan.RECIPES[0]})

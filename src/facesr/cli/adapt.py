@@ -83,8 +83,7 @@ def adapt(
     s = Settings(footage=list(footage), out=out_dir, hq=list(hq or []), base=base,
                  minutes=None if iterations is not None else minutes, iterations=iterations,
                  kernel_stills=kernel_stills,
-                 iters=iters or kernelgan.PRESETS[kernel_prior].get(
-                     "iters", kernelgan.DEFAULT_ITERS),
+                 iters=iters or kernelgan.preset(kernel_prior)[0],
                  kernel_prior=kernel_prior, jobs=jobs,
                  threads=threads, seed=seed, weights=weights, distill=distill,
                  student=student)

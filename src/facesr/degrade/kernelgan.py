@@ -112,6 +112,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def preset(name: str) -> tuple[int, dict]:
+    """``PRESETS[name]`` as (its default iterations, its other ``estimate_kernel`` keywords).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown KernelGAN preset {name!r}: one of {', '.join(PRESETS)}")
+    options = dict(PRESETS[name])
+    return options.pop("iters", DEFAULT_ITERS), options
+
+
 @dataclass(frozen=True)
 class KernelEstimate:
     """One image's estimate: ``kernel`` (25, 25) for x4, ``kernel_x2`` (13, 13), both float32
