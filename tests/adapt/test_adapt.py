@@ -7,6 +7,7 @@ full-size run is ``benchmarks/adapt.py``.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -100,6 +101,59 @@ def test_no_noise_pool_when_nothing_passes_anywhere():
     assert not any(s["used"] for s in steps)
 
 
+# ------------------------------------------------------------------ compression
+
+
+def _jpeg_still(texture, tmp_path, i: int, quality: int, *, as_file: bool) -> footage.Still:
+    """A still of a camera that saves JPEG at ``quality``: the .jpg file itself, or its
+    decoded frame (a PNG export or an MJPEG frame: no table to read)."""
+    path = tmp_path / f"s{i}.jpg"
+    cv2.imwrite(str(path), texture(i, 96, 128), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    img = cv2.imread(str(path))[..., ::-1].astype(np.float64) / 255.0
+    return footage.Still(path if as_file else tmp_path / f"s{i}.png", None, img, 10.0)
+
+
+def test_compression_reads_the_cameras_jpeg_quality(texture, tmp_path):
+    files = [_jpeg_still(texture, tmp_path, i, 35, as_file=True) for i in range(3)]
+    c = profile.compression(files)
+    assert c["quality"] == [35, 35] and c["prob"] == 1.0
+    assert {x["method"] for x in c["stills"]} == {"tables"}
+    frames = [_jpeg_still(texture, tmp_path, i, 35, as_file=False) for i in range(3)]
+    c = profile.compression(frames)
+    assert {x["method"] for x in c["stills"]} == {"dct"}
+    assert abs(c["quality"][0] - 35) <= 1 and c["quality"][0] == c["quality"][1]
+    assert "35" in c["why"] or "34" in c["why"] or "36" in c["why"]
+    # the training run compresses at it, with the share of stills as the probability
+    cfg = _config(tmp_path, jpeg={"quality": [30, 45], "prob": 0.75})
+    assert cfg.data.degrade["jpeg_quality"] == [30, 45] and cfg.data.degrade["jpeg_prob"] == 0.75
+    d = cfg.data.degradation()
+    assert d.jpeg_quality == (30, 45) and d.jpeg_prob == 0.75
+
+
+def test_no_compression_found_keeps_the_methods_jpeg(texture, tmp_path):
+    plain = [footage.Still(tmp_path / f"p{i}.png", None, texture(i, 96, 128) / 255.0, 10.0)
+             for i in range(3)]
+    c = profile.compression(plain)
+    assert c["quality"] is None and c["prob"] is None and "0 of 3" in c["why"]
+    # one JPEG still among three uncompressed ones is not the camera's
+    c = profile.compression(plain + [_jpeg_still(texture, tmp_path, 5, 40, as_file=True)])
+    assert c["quality"] is None and "1 of 4" in c["why"]
+    for jpeg in (None, c):
+        d = _config(tmp_path, jpeg=jpeg).data.degradation()
+        assert d.jpeg_quality == (30, 30) and d.jpeg_prob == 0.9  # the paper preset's
+
+
+def _config(tmp_path, **kw):
+    from facesr.adapt import finetune
+
+    faces = tmp_path / "faces.txt"
+    faces.write_text("")
+    return finetune.train_config(faces_list=faces, faces=[], kernels=tmp_path / "k",
+                                 noise=tmp_path / "n", init=tmp_path / "i",
+                                 arch={"num_block": 1, "num_feat": 8, "num_grow_ch": 4},
+                                 iterations=2, threads=1, seed=0, **kw)
+
+
 # ------------------------------------------------------------------ the command
 
 
@@ -141,6 +195,10 @@ def test_report_numbers_come_from_the_files_it_names(camera):
     for fig in re.findall(r'src="(report/[^"]+)"', page):
         assert (out / fig).is_file()
     assert f"KernelGAN, default prior, {pool.settings['iters']} iterations per still" in page
+    cam = json.loads((out / "camera.json").read_text())
+    comp = cam["steps"]["compression"]
+    assert rep["compression"] == comp and html.escape(comp["why"]) in page
+    assert comp["quality"] is None  # the fixture's footage is lossless PNG
 
 
 def test_rerun_resumes_without_redoing_and_continues_training(camera, inputs, nearest, run_adapt):
@@ -156,6 +214,23 @@ def test_rerun_resumes_without_redoing_and_continues_training(camera, inputs, ne
     cam = json.loads((out / "camera.json").read_text())
     assert cam["steps"]["train"]["iteration"] == 4
     assert (out / "kernels.safetensors").stat().st_mtime_ns == kernels_before
+
+
+def test_a_folder_trained_before_compression_was_read_goes_on_unchanged(
+        camera, inputs, nearest, run_adapt, tmp_path):
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(camera[0], out)
+    cam = json.loads((out / "camera.json").read_text())
+    del cam["steps"]["compression"]  # as an older facesr left it
+    (out / "camera.json").write_text(json.dumps(cam))
+    r = run_adapt(*inputs, out, "--iterations", "3", base=nearest)
+    assert r.exit_code == 0, r.output
+    comp = json.loads((out / "camera.json").read_text())["steps"]["compression"]
+    assert comp["quality"] is None and "before facesr read" in comp["why"]
+    cfg = yaml.safe_load((out / "train" / "config.yaml").read_text())
+    assert "jpeg_quality" not in cfg["data"]["degrade"]
 
 
 def test_other_footage_in_the_same_folder_is_refused(camera, inputs, nearest, tmp_path, texture,

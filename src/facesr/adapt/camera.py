@@ -7,6 +7,9 @@ or a power cut) skips what is done and continues the rest:
 1. ``sample``: the stills (``footage.sample``);
 2. ``kernels``: the kernel pool (itself resumable kernel by kernel);
 3. ``noise``: the noise pool, thresholds relaxed as needed;
+3b. ``compression``: the footage's JPEG quality, when it shows one (``profile.compression``;
+   training compresses at it); a folder whose training began before this step existed records
+   it as not read, and its run goes on unchanged;
 4. ``train``: the fine-tuning run, resumed from its last checkpoint for what is left of the
    budget; ``model.safetensors`` is copied out when the budget is spent (with ``--distill``:
    ``teacher.safetensors``, after ``DISTILL_SHARE`` of the minutes);
@@ -243,6 +246,18 @@ class Camera:
                      "no smooth patch at any threshold: training uses Gaussian noise "
                      "(sigma 8) instead of the camera's")
         noise = npath if self.done("noise")["file"] else None
+        if not self.done("compression"):
+            if (self.dir / "train").exists():  # a run begun before facesr read compression
+                comp = {"quality": None, "prob": None, "stills": [],
+                        "why": "not read (this camera folder's training began before facesr "
+                               "read the footage's compression): training uses the method's "
+                               "JPEG 30"}
+            else:
+                t0 = time.perf_counter()
+                comp = profile.compression(sampled.noise_stills)
+                comp["seconds"] = round(time.perf_counter() - t0, 1)
+            self.mark("compression", comp)
+            self.say(f"compression: {comp['why']}")
 
         trained = self._train(kpath, noise, prog)
         rep_path = self.dir / "report.json"
@@ -259,7 +274,7 @@ class Camera:
         s = self.s
         data = {"faces_list": self.dir / "faces.txt", "faces": self.faces, "kernels": kpath,
                 "noise": noise, "iterations": s.iterations, "threads": s.threads,
-                "seed": s.seed}
+                "seed": s.seed, "jpeg": self.done("compression")}
         init, base_rec = finetune.base_weights(s.base, self.dir)
         cfg = finetune.train_config(init=init, arch=base_rec["arch"], **data)
         share = DISTILL_SHARE if s.distill else 1.0

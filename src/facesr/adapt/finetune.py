@@ -4,8 +4,10 @@ The training run is an ordinary ``facesr train`` run (``CAMERA_DIR/train/``: con
 checkpoints, metrics.jsonl, heldout.txt), made by :func:`train_config`:
 
 - data: the target faces, degraded with the camera's kernel pool and noise pool (the
-  ``paper`` preset: a pool kernel, a pool noise patch, JPEG 30 with probability 0.9); the faces
-  are used at 128-256 px (``data.factors`` from their size: surveillance faces are small);
+  ``paper`` preset: a pool kernel, a pool noise patch, JPEG 30 with probability 0.9; JPEG at
+  the camera's own qualities instead when its footage shows them: ``profile.compression``);
+  the faces are used at 128-256 px (``data.factors`` from their size: surveillance faces are
+  small);
   ``HELD_OUT`` files are held out (``heldout.txt``): the synthetic check is made on them;
 - model: the base model's architecture, initialised from its weights;
 - optimisation: Adam at a constant ``LR`` (a budget in minutes has no known end to schedule
@@ -78,17 +80,21 @@ def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
 
 def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, noise: Path | None,
                  init: Path, arch: dict, iterations: int | None, threads: int, seed: int,
-                 teacher: Path | None = None) -> TrainConfig:
+                 teacher: Path | None = None, jpeg: dict | None = None) -> TrainConfig:
     """The fine-tuning run's config (see module docs); with ``teacher`` (a weights file), the
-    distillation run's."""
+    distillation run's; ``jpeg``: ``profile.compression``'s record (its ``quality`` range and
+    ``prob`` replace the method's JPEG 30 with probability 0.9 when found)."""
     n = iterations or NO_END
     every = max(1, min(100, n))
+    degrade: dict = {} if noise is not None else {"noise": "gaussian"}
+    if jpeg and jpeg.get("quality"):
+        degrade.update(jpeg_prob=jpeg["prob"], jpeg_quality=list(jpeg["quality"]))
     sets = {
         "data.hq": [str(faces_list.resolve())],
         "data.kernels": str(kernels.resolve()),
         "data.noise": str(noise.resolve()) if noise is not None else None,
         "data.preset": "paper",
-        "data.degrade": {} if noise is not None else {"noise": "gaussian"},
+        "data.degrade": degrade,
         "data.hr_patch": HR_PATCH,
         "data.factors": list(factors_for(faces)),
         "data.val_count": HELD_OUT, "data.val_max": HELD_OUT,

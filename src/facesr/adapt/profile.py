@@ -23,6 +23,13 @@ about 2%, an edge or a gradient most of it). An absolute bound from the still's 
 (Immerkaer's estimator on its flattest blocks) does not work on compressed footage: the
 codec makes flat blocks exactly flat (0.0-0.3 levels on the shared clips). The method's own
 thresholds are used as they are.
+
+Compression: a camera that stores JPEG (stills, or MJPEG video) leaves its quality in every
+frame: in a JPEG file's own quantisation table, and in decoded frames (PNG exports, MJPEG) as
+8x8 DCT coefficients on the multiples of that table (``facesr.degrade.jpeg``). When at least
+``JPEG_MIN_SHARE`` of the stills show it, training compresses at the qualities found (their
+range, with the share of stills that showed it as the probability) instead of the method's
+JPEG 30; otherwise (a video codec, resized frames, near-lossless JPEG) at the method's.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import torch
 
 from facesr.adapt.footage import Still
 from facesr.degrade import kernelgan
+from facesr.degrade.jpeg import estimate_quality, file_quality
 from facesr.degrade.noise import LUMA, extract_noise_patches
 from facesr.degrade.pools import KernelPool, NoisePool, PoolError
 
@@ -51,6 +59,8 @@ PHI = 0.5  # minimum patch variance (eq. 6), 0-255 scale: never relaxed (rejects
 MIN_NOISE = 32  # patches wanted before the relaxation stops
 MAX_PER_STILL = 64  # at most this many patches from one still (seeded choice)
 LOWFREQ_MAX, LOWFREQ_SIGMA = 0.5, 2.0  # relaxed steps: share of variance left after a blur
+JPEG_MIN_SHARE = 0.5  # stills that must show a JPEG quality for training to use it
+JPEG_STILLS = 12  # stills (spread over the sampled ones) the quality is read from
 
 
 def kernel_settings(iters: int, seed: int, prior: str = "default") -> dict:
@@ -187,3 +197,34 @@ def lowfreq_share(patches: torch.Tensor) -> torch.Tensor:
     low = F.conv2d(F.pad(low, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1))
     total = lum.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12)
     return low.pow(2).mean(dim=(1, 2, 3)) / total
+
+
+def compression(stills: Sequence[Still]) -> dict:
+    """The camera's JPEG quality, read from up to ``JPEG_STILLS`` of ``stills`` (spread
+    evenly): a JPEG file's own table, else the decoded pixels' DCT grid.
+
+    Returns:
+        ``{"quality": [low, high] or None, "prob": share of the stills that showed one or
+        None, "stills": [{"still", "quality", "method", "fit", "grid"}], "why"}``; ``quality``
+        is None when fewer than ``JPEG_MIN_SHARE`` of the stills show one.
+    """
+    if len(stills) > JPEG_STILLS:
+        stills = [stills[round(i * (len(stills) - 1) / (JPEG_STILLS - 1))]
+                  for i in range(JPEG_STILLS)]
+    per = []
+    for s in stills:
+        e = file_quality(s.path) if s.frame is None else None
+        e = e or estimate_quality(s.image)
+        per.append({"still": s.key, **(e.record() if e else {"quality": None})})
+    qs = sorted(r["quality"] for r in per if r["quality"] is not None)
+    if not per or len(qs) < JPEG_MIN_SHARE * len(per) or not qs:
+        return {"quality": None, "prob": None, "stills": per,
+                "why": f"{len(qs)} of {len(per)} stills show a JPEG quality (a video codec, "
+                       "resized frames or near-lossless JPEG): training uses the method's "
+                       "JPEG 30"}
+    lo, hi = qs[len(qs) // 10], qs[len(qs) - 1 - len(qs) // 10]  # a stray still left out
+    prob = round(len(qs) / len(per), 3)
+    return {"quality": [lo, hi], "prob": prob, "stills": per,
+            "why": f"{len(qs)} of {len(per)} stills show JPEG quality "
+                   + (f"{lo}" if lo == hi else f"{lo}-{hi}")
+                   + f": training compresses at it (probability {prob})"}

@@ -2,9 +2,10 @@
 
 ``report.json`` holds every number the page shows and names the files they come from, with
 their SHA-256 (``files``): the kernel widths are computed from ``kernels.safetensors``, the
-noise statistics from ``noise.safetensors``, the curve from ``train/metrics.jsonl`` (and
-``distill/metrics.jsonl``), the check from ``model.safetensors`` and ``base.safetensors``
-(and, with distillation, ``teacher.safetensors`` and ``student.safetensors``).
+noise statistics from ``noise.safetensors``, the JPEG qualities are ``camera.json``'s
+compression step, the curve is ``train/metrics.jsonl`` (and ``distill/metrics.jsonl``), the
+check comes from ``model.safetensors`` and ``base.safetensors`` (and, with distillation,
+``teacher.safetensors`` and ``student.safetensors``).
 ``report.html`` is drawn from ``report.json`` alone (:func:`render`), so the two cannot
 disagree; it is one self-contained file plus its pictures in ``report/`` (no script, no
 network).
@@ -59,6 +60,7 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
             "software": st.get("software", {}), "kernels": kernels,
             "kernel_settings": dict(pools.kernels.settings),
             "noise": noise, "noise_relaxation": st["steps"]["noise"]["relaxation"],
+            "compression": st["steps"].get("compression"),
             "sampled": st["steps"]["sample"]["log"], "curve": curve("train"),
             "curve_distill": curve("distill"),
             "synthetic": syn,
@@ -147,6 +149,15 @@ def render(rep: dict) -> str:
                                                                    noise["std_rgb"])
                   + ').</p><img class="noise" src="report/noise.png" alt="noise patches">'
                   if noise else "<p>No noise patch found: training used Gaussian noise.</p>")
+    comp = rep.get("compression") or {}
+    comp_rows = "".join(
+        f"<tr><td>{_e(x['still'])}</td><td>{x['quality'] if x['quality'] else '-'}</td>"
+        f"<td>{_e(x.get('method', ''))}</td><td>{x.get('fit', '')}</td></tr>"
+        for x in comp.get("stills", []))
+    comp_html = (f"<p>{_e(comp.get('why', 'not read (a camera folder from an older facesr)'))}"
+                 "</p>" + (f'<table id="compression"><tr><th>still</th><th>JPEG quality</th>'
+                           f"<th>read from</th><th>fit</th></tr>{comp_rows}</table>"
+                           if comp_rows else ""))
     sampled = "".join(f"<tr><td>{_e(x['still'])}</td><td>{_e(x['use'])}</td>"
                       f"<td>{_e(x['reason'])}</td></tr>" for x in rep["sampled"])
     faces = "".join(
@@ -200,6 +211,7 @@ kernels and noise (mean [95% interval]).</p>
 <h2>Noise</h2>{noise_html}
 <table id="relaxation"><tr><th>mu</th><th>gamma</th><th>phi</th><th>patches</th><th>used</th>
 <th>why</th></tr>{relax}</table>
+<h2>Compression</h2>{comp_html}
 <h2>Training curve</h2>{_svg_curve(rep['curve'])}{dist_curve}
 <p>Validation PSNR-Y (blue) and bicubic's (grey, dashed) on {syn['faces']} held-out crops.</p>
 <h2>Stills sampled</h2><table id="sampled"><tr><th>still</th><th>use</th><th>why</th></tr>
