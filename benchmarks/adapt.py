@@ -91,7 +91,7 @@ def ci(values: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global TRUE_KERNEL
+    global TRUE_KERNEL, NOISE, JPEG
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench-adapt"))
     ap.add_argument("--minutes", type=float, default=30.0, help="facesr adapt --minutes")
@@ -106,6 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kernel", default=None, metavar="MAJOR,MINOR,DEG",
                     help="the camera's true kernel (sigmas in HR px, angle; default "
                          f"{','.join(map(str, TRUE_KERNEL))})")
+    ap.add_argument("--noise", type=float, default=NOISE,
+                    help=f"the camera's Gaussian noise sigma, 0-255 (default {NOISE})")
+    ap.add_argument("--jpeg", type=int, default=JPEG,
+                    help=f"the camera's JPEG quality (default {JPEG})")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="facesr adapt --iterations (instead of --minutes: a fixed length, "
+                         "whatever the machine's load)")
     ap.add_argument("--base", default="facesr-default",
                     help="facesr adapt --base (the model fine-tuned); measured beside it")
     ap.add_argument("--distill", action="store_true",
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.kernel:
         TRUE_KERNEL = tuple(float(v) for v in args.kernel.split(","))
+    NOISE, JPEG = args.noise, args.jpeg
     torch.set_num_threads(1)
     from facesr.degrade.jpeg import quantize8
     from facesr.degrade.kernelgan import centred_l2
@@ -146,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                "--weights", str(SHARED / "weights"), "--base", args.base]
         if args.iters:
             cmd += ["--iters", str(args.iters)]
+        if args.iterations:
+            cmd += ["--iterations", str(args.iterations)]
         cmd += ["--kernel-prior", args.kernel_prior]
         if args.kernel_stills:
             cmd += ["--kernel-stills", str(args.kernel_stills)]
@@ -197,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
            "kernel_iters": camera_json["profile"]["iters"],
            "true_kernel": TRUE_KERNEL,
            "noise": NOISE, "jpeg": JPEG,
+           "compression": camera_json["steps"].get("compression", {}).get("quality"),
            "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
                        l2_mean_kernel, "l2_bicubic": l2_bic},
