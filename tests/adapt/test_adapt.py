@@ -106,7 +106,7 @@ def test_no_noise_pool_when_nothing_passes_anywhere():
 
 def _jpeg_still(texture, tmp_path, i: int, quality: int, *, as_file: bool) -> footage.Still:
     """A still of a camera that saves JPEG at ``quality``: the .jpg file itself, or its
-    decoded frame (a PNG export or an MJPEG frame: no table to read)."""
+    decoded frame (a PNG export: no table to read)."""
     path = tmp_path / f"s{i}.jpg"
     cv2.imwrite(str(path), texture(i, 96, 128), [cv2.IMWRITE_JPEG_QUALITY, quality])
     img = cv2.imread(str(path))[..., ::-1].astype(np.float64) / 255.0

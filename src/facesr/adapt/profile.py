@@ -24,12 +24,13 @@ about 2%, an edge or a gradient most of it). An absolute bound from the still's 
 codec makes flat blocks exactly flat (0.0-0.3 levels on the shared clips). The method's own
 thresholds are used as they are.
 
-Compression: a camera that stores JPEG (stills, or MJPEG video) leaves its quality in every
-frame: in a JPEG file's own quantisation table, and in decoded frames (PNG exports, MJPEG) as
-8x8 DCT coefficients on the multiples of that table (``facesr.degrade.jpeg``). When at least
-``JPEG_MIN_SHARE`` of the stills show it, training compresses at the qualities found (their
-range, with the share of stills that showed it as the probability) instead of the method's
-JPEG 30; otherwise (a video codec, resized frames, near-lossless JPEG) at the method's.
+Compression: a camera that stores JPEG stills leaves its quality in every one: in a JPEG
+file's own quantisation table, and in decoded stills (PNG exports of them) as 8x8 DCT
+coefficients on the multiples of that table (``facesr.degrade.jpeg``; libjpeg's tables). When
+at least ``JPEG_MIN_SHARE`` of the stills show it, training compresses at the qualities found
+(their range, with the share of stills that showed it as the probability) instead of the
+method's JPEG 30; otherwise (a video codec, resized frames, near-lossless JPEG, another
+encoder's tables) at the method's.
 """
 
 from __future__ import annotations

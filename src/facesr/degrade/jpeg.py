@@ -150,8 +150,9 @@ def estimate_quality(img: np.ndarray) -> JpegEstimate | None:
     """The IJG quality a decoded image was JPEG-compressed at, from its pixels alone.
 
     JPEG rounds each 8x8 block's DCT coefficients to multiples of its quantisation table;
-    decoding (and saving losslessly, e.g. as PNG, or as video frames of an MJPEG stream) keeps
-    them there, up to the 8-bit rounding of the pixels. This finds the block grid (any crop
+    decoding (and saving losslessly, e.g. as PNG) keeps them there, up to the 8-bit rounding of
+    the pixels. Only libjpeg's (IJG's) scaled tables are tried: other encoders' tables (FFmpeg's
+    MJPEG encoder's flat ones, for one) are not recognised. This finds the block grid (any crop
     offset) and the IJG quality whose table the low-frequency coefficients fit best, and
     returns None when no grid fits (never JPEG-compressed, resized or re-encoded by another
     codec since, or above quality ~95, whose steps are too fine to tell from rounding).
