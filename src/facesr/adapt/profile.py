@@ -218,11 +218,11 @@ def compression(stills: Sequence[Still]) -> dict:
         e = e or estimate_quality(s.image)
         per.append({"still": s.key, **(e.record() if e else {"quality": None})})
     qs = sorted(r["quality"] for r in per if r["quality"] is not None)
-    if not per or len(qs) < JPEG_MIN_SHARE * len(per) or not qs:
+    if not qs or len(qs) < JPEG_MIN_SHARE * len(per):
         return {"quality": None, "prob": None, "stills": per,
                 "why": f"{len(qs)} of {len(per)} stills show a JPEG quality (a video codec, "
-                       "resized frames or near-lossless JPEG): training uses the method's "
-                       "JPEG 30"}
+                       "resized frames, near-lossless JPEG or another encoder's tables): "
+                       "training uses the method's JPEG 30"}
     lo, hi = qs[len(qs) // 10], qs[len(qs) - 1 - len(qs) // 10]  # a stray still left out
     prob = round(len(qs) / len(per), 3)
     return {"quality": [lo, hi], "prob": prob, "stills": per,
