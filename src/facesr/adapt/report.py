@@ -199,7 +199,7 @@ Use it with <code>facesr upscale --model {_e(rep['camera'])} ...</code></p>
 <p class="note">{_e(rep['notice'])}</p>
 <h2>Synthetic check</h2>
 <p>{syn['faces']} held-out clean faces at {syn['side']} px, degraded with this camera's
-kernels and noise (mean [95% interval]).</p>
+kernels, noise and compression as the model was trained (mean [95% interval]).</p>
 <table id="synthetic"><tr><th>method</th>{heads}</tr>{rows}</table>
 <p>Paired difference per face, {_e(paired.get('of', ''))}:</p>
 <table id="paired"><tr><th>metric</th><th>mean [95% interval]</th></tr>{paired_rows}</table>
