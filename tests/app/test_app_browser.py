@@ -25,6 +25,7 @@ from app_helpers import make_demo_face, make_frame
 pytest.importorskip("fastapi", reason="needs the app extra: pip install 'facesr[app]'")
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="needs the selenium client: pip install selenium")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -68,7 +69,9 @@ def test_upload_watch_compare_download(server, browser, tmp_path):
     driver.get(f"{base}/")  # no token: refused
     assert "403" in driver.find_element(By.TAG_NAME, "body").text
     driver.get(f"{base}/?token={token}")
-    wait = WebDriverWait(driver, 240)
+    # the page re-renders cards (a zoom change, a finished job): an element found just before
+    # may be replaced by the time it is read, so a wait tries again rather than failing
+    wait = WebDriverWait(driver, 240, ignored_exceptions=(StaleElementReferenceException,))
     wait.until(lambda d: d.find_element(By.ID, "notice").text)
     assert "synthesised" in driver.find_element(By.ID, "notice").text
     model = driver.find_element(By.ID, "model")
