@@ -140,14 +140,14 @@ def _settings(text: str) -> list[tuple[int, str, int, str]]:
     per iteration default kernelgan.BATCH; a kernelgan.PRESETS name, optionally ':ITERS')."""
     out = []
     for item in text.split(","):
-        name, _, its = item.strip().partition(":")
-        if name in kernelgan.PRESETS:
-            its = its or str(kernelgan.preset(name)[0])
+        head, _, rest = item.strip().partition(":")  # PRESET[:ITERS] or ITERS:RECIPE...
+        if head in kernelgan.PRESETS:
+            its = rest or str(kernelgan.preset(head)[0])
             if not its.isdigit() or int(its) < 1:
                 raise argparse.ArgumentTypeError(f"bad setting {item!r}: want PRESET[:ITERS]")
-            out.append((int(its), "fast", kernelgan.BATCH, name))
+            out.append((int(its), "fast", kernelgan.BATCH, head))
             continue
-        iters, _, rest = item.strip().partition(":")
+        iters = head
         recipe, _, batch = rest.partition(":")
         recipe = recipe or "fast"
         batch = batch[1:] if batch.startswith("b") else (batch or str(kernelgan.BATCH))

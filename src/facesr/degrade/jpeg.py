@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from facesr.io import luma
+
 
 def quantize8(img: Tensor) -> Tensor:
     """Round to the 8-bit grid, as a saved LR image is.
@@ -162,7 +164,7 @@ def estimate_quality(img: np.ndarray) -> JpegEstimate | None:
     """
     a = np.asarray(img)
     a = a.astype(np.float64) * (255.0 if a.dtype.kind == "f" else 1.0)
-    y = a if a.ndim == 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    y = a if a.ndim == 2 else luma(a).astype(np.float64)
     h, w = y.shape
     if min(h, w) < 32:
         return None
@@ -171,17 +173,16 @@ def estimate_quality(img: np.ndarray) -> JpegEstimate | None:
     y = np.round(y[y0:y0 + ch, x0:x0 + cw]) - 128.0
     tables = {q: ijg_luma_table(q) for q in QUALITIES}
     coarse = list(QUALITIES)[::5]
-    best = None  # (fit, dy, dx): the grid, from a coarse quality scan
+    best = None  # (fit, dy, dx, coefficients): the grid, from a coarse quality scan
     for dy in range(8):
         for dx in range(8):
             c = _block_dct(y, dy, dx)
             fits = [f for f in (_fit(c, tables[q]) for q in coarse) if f == f]
             if fits and (best is None or min(fits) < best[0]):
-                best = (min(fits), dy, dx)
+                best = (min(fits), dy, dx, c)
     if best is None:
         return None
-    _, dy, dx = best
-    c = _block_dct(y, dy, dx)
+    _, dy, dx, c = best
     scored = [(f, q) for q in QUALITIES if (f := _fit(c, tables[q])) == f]
     if not scored:
         return None
