@@ -125,6 +125,37 @@ def test_a_pool_of_the_first_format_resumes_with_its_settings(tmp_path: Path) ->
     assert _run(*paths, "--out", out, "--seed", "2").exit_code == 2
 
 
+def test_kernel_prior_thin_is_passed_recorded_and_checked_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = _images(tmp_path / "src", 2)
+    out = tmp_path / "k.safetensors"
+    assert _run(paths[0], "--out", out).exit_code == 0  # the default setting
+    before = out.read_bytes()
+    r = _run(*paths, "--out", out, "--kernel-prior", "thin")
+    assert r.exit_code == 2, r.output
+    assert "made with --kernel-prior default, this run asks for --kernel-prior thin" in r.output
+    assert out.read_bytes() == before
+    seen: list[dict] = []
+    real = kernelgan.estimate_kernel
+
+    def spy(*a: object, **kw: object) -> kernelgan.KernelEstimate:
+        seen.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(kernelgan, "estimate_kernel", spy)
+    thin = tmp_path / "thin.safetensors"
+    r = _run(*paths, "--out", thin, "--kernel-prior", "thin")
+    assert r.exit_code == 0, r.output
+    options = kernelgan.preset("thin")[1]
+    assert len(seen) == 2 and all(kw.items() >= options.items() for kw in seen)
+    assert all(kw["iters"] == 3 for kw in seen)  # --iters still wins over the preset's
+    pool = KernelPool.load(thin)
+    assert pool.settings == kernelgan.pool_settings(3, 0, "thin")
+    assert all(s["prior"] == "thin" for s in pool.sources)
+    r = _run(*paths, "--out", thin, "--kernel-prior", "thin")  # same setting: resumes
+    assert r.exit_code == 0 and "nothing new" in r.output, r.output
+
+
 def test_limit_uses_only_the_first_stills(tmp_path: Path) -> None:
     paths = _images(tmp_path / "src", 3)
     out = tmp_path / "k.safetensors"

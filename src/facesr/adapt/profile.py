@@ -65,13 +65,9 @@ JPEG_STILLS = 12  # stills (spread over the sampled ones) the quality is read fr
 
 
 def kernel_settings(iters: int, seed: int, prior: str = "default") -> dict:
-    """The settings of an adapt kernel pool (as ``facesr pool kernels`` records them; a
-    ``prior`` other than "default" adds its name and ``kernelgan.PRESETS`` options)."""
-    settings = {"estimator": "kernelgan", "x2_size": kernelgan.X2_SIZE, "iters": iters,
-                "seed": seed}
-    if prior != "default":
-        settings.update(prior=prior, **kernelgan.preset(prior)[1])
-    return settings
+    """The settings of an adapt kernel pool: ``kernelgan.pool_settings``, as ``facesr pool
+    kernels`` records them."""
+    return kernelgan.pool_settings(iters, seed, prior)
 
 
 def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, seed: int,

@@ -124,6 +124,22 @@ def preset(name: str) -> tuple[int, dict]:
     return options.pop("iters", DEFAULT_ITERS), options
 
 
+def pool_settings(iters: int, seed: int, prior: str = "default") -> dict:
+    """The settings a kernel pool records for estimates made here (``facesr pool kernels``
+    and ``facesr adapt`` alike): estimator, x2 kernel size, iterations and seed, and for a
+    ``prior`` other than "default" its name and ``PRESETS`` options (so pools made with the
+    default setting keep the records they always had).
+
+    Raises:
+        ValueError: an unknown prior.
+    """
+    options = preset(prior)[1]
+    settings = {"estimator": "kernelgan", "x2_size": X2_SIZE, "iters": iters, "seed": seed}
+    if prior != "default":
+        settings.update(prior=prior, **options)
+    return settings
+
+
 @dataclass(frozen=True)
 class KernelEstimate:
     """One image's estimate: ``kernel`` (25, 25) for x4, ``kernel_x2`` (13, 13), both float32
