@@ -1,0 +1,138 @@
+"""Experiment: fine-tune a generator with an identity term (dlib's face-ID network in torch).
+
+Not part of ``facesr train`` (yet): the loop trains on random patches, an identity term needs
+whole faces. Here whole faces are brought to ``--hr`` px, their 5 dlib landmarks found once
+on the clean face, and each iteration degrades ``--batch`` of them afresh (the sharp-face
+protocol's kind: anisotropic Gaussian blur, Gaussian noise sigma 8, JPEG 30; the blur range
+scaled to the face size, ``--blur``), then minimises
+
+    l_pix * L1 + l_color * colour (8x8 block means) + l_id * identity distance
+
+where identity is the distance of dlib's 128-d descriptors of the output and the clean face,
+both cut with the clean face's chip transform (``facesr.losses.identity``). Checkpoints
+(fp16 safetensors, RRDBNet names) every ``--every`` iterations go to ``--out``.
+
+    python scripts/identity_finetune.py --init facesr-gan --out runs/id-gan --iters 300
+
+Training faces: ``configs/splits/sharp-train.txt`` (the London portraits facesr-gan's sharp
+targets came from) and ``--utk N`` UTKFace faces outside ``utk-val``/``utk-test`` (the shared copy
+holds no re-encoded twins any more). Validation and test faces are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from facesr.degrade.degradation import DegradeConfig, Pools, degrade, sample_degradation
+from facesr.io import read_image_array, to_tensor
+from facesr.losses.identity import DlibFaceID, chip_affine, identity_loss
+from facesr.metrics.identity import find_identity_models
+from facesr.models import zoo
+from facesr.models.rrdb import save_rrdb
+from facesr.train.steps import color_loss
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def faces(n_utk: int, seed: int) -> list[Path]:
+    lists = ROOT / "configs" / "splits"
+    london = ROOT.parent / "shared" / "data" / "faces_hq" / "london512"
+    # the list names scripts/sharp_splits.py's 256 px copies; read the originals instead
+    train = [london / (Path(p).stem + ".jpg")
+             for p in (lists / "sharp-train.txt").read_text().split()]
+    held = {Path(p).name for f in ("utk-val.txt", "utk-test.txt")
+            for p in (lists / f).read_text().split()}
+    utk_dir = ROOT.parent / "shared" / "data" / "faces_hq" / "utkface"
+    utk = sorted(p for p in utk_dir.glob("*.jpg") if p.name not in held)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(utk), size=min(n_utk, len(utk)), replace=False)
+    return train + [utk[i] for i in sorted(pick)]
+
+
+def prepare(paths: list[Path], hr: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean faces at ``hr`` px and their chip maps; faces dlib finds no face in are left out."""
+    import dlib
+
+    det = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(str(find_identity_models()[0]))
+    imgs, maps = [], []
+    for p in paths:
+        img = read_image_array(p)
+        img = cv2.resize(img, (hr, hr), interpolation=cv2.INTER_AREA)
+        u8 = np.ascontiguousarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+        found = det(u8, 1)
+        if not found:
+            continue
+        box = max(found, key=lambda r: r.width() * r.height())
+        pts = [(q.x, q.y) for q in sp(u8, box).parts()]
+        imgs.append(to_tensor(img))
+        maps.append(torch.from_numpy(chip_affine(pts)).float())
+    return torch.stack(imgs), torch.stack(maps)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--init", default="facesr-gan")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--hr", type=int, default=128)
+    ap.add_argument("--blur", type=float, nargs=2, default=(0.4, 1.5))
+    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--l-pix", type=float, default=1.0)
+    ap.add_argument("--l-color", type=float, default=1.0)
+    ap.add_argument("--l-id", type=float, default=0.1)
+    ap.add_argument("--utk", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    a.out.mkdir(parents=True, exist_ok=True)
+    g, _ = zoo.load(a.init)
+    g.train().requires_grad_(True)
+    net = DlibFaceID(find_identity_models()[1]).eval()
+    t0 = time.time()
+    hr_all, maps = prepare(faces(a.utk, a.seed), a.hr)
+    print(f"{len(hr_all)} training faces at {a.hr} px ({time.time() - t0:.0f} s)", flush=True)
+    cfg = DegradeConfig(kernel="gaussian", noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0,
+                        blur_sigma=tuple(a.blur))
+    opt = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.9, 0.99))
+    rng = np.random.default_rng(a.seed)
+    lr_size = (a.hr // 4, a.hr // 4)
+    log = (a.out / "log.tsv").open("a")
+    for it in range(1, a.iters + 1):
+        idx = rng.choice(len(hr_all), size=a.batch, replace=False)
+        hr = hr_all[idx]
+        lr = torch.stack([degrade(h, sample_degradation(rng, Pools(), cfg, lr_size))
+                          for h in hr])
+        sr = g(lr)
+        pix = (sr - hr).abs().mean()
+        col = color_loss(sr, hr)
+        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx])
+        loss = a.l_pix * pix + a.l_color * col + a.l_id * ident
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        log.write(f"{it}\t{pix.item():.5f}\t{col.item():.5f}\t{ident.item():.4f}\n")
+        log.flush()
+        if it % 10 == 0:
+            print(f"it {it} l1 {pix.item():.4f} color {col.item():.4f} id {ident.item():.3f} "
+                  f"({(time.time() - t0) / 60:.1f} min)", flush=True)
+        if it % a.every == 0 or it == a.iters:
+            save_rrdb(a.out / f"G_{it:06d}.safetensors", g, dtype=torch.float16,
+                      source=f"scripts/identity_finetune.py from {a.init}, {it} iterations, "
+                             f"l_id {a.l_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
