@@ -6,10 +6,11 @@ the sources already in it. A source is a file path plus, for videos, a frame ind
 when the path is spelled the same way (run from the same folder with the same arguments).
 
 A resumed pool must be made the way it was begun: when the file's kernels were estimated with
-other settings (``ESTIMATION_KEYS``: --iters, --seed, the estimator and its x2 kernel size;
-not --device or --threads, nor --stride, --max-frames or --limit, which only choose the stills)
-the run refuses, naming each difference, unless ``--allow-mixed``. Every kernel's source record
-carries its own settings; the pool's ``settings`` hold those all its kernels share.
+other settings (``ESTIMATION_KEYS``: --iters, --seed, --kernel-prior, the estimator and its x2
+kernel size; not --device or --threads, nor --stride, --max-frames or --limit, which only choose
+the stills) the run refuses, naming each difference, unless ``--allow-mixed``. Every kernel's
+source record carries its own settings; the pool's ``settings`` hold those all its kernels
+share.
 
 ``--limit N`` uses only the first N stills in input order (an image is one still, a video one
 per --stride frames), done or not, so a larger limit later extends a smaller one's pool.
