@@ -30,6 +30,7 @@ VARIANTS = {
     "avg.1": {"AVERAGE_FRACTION": 0.1},  # average the kernel over the last 10% only
     "combo": {"W_BICUBIC": 0.0, "OUT_CROP": 64, "W_SPARSE": 0.005},
     "combo6000": {"W_BICUBIC": 0.0, "OUT_CROP": 64, "W_SPARSE": 0.005, "iters": 6000},
+    "combo12000": {"W_BICUBIC": 0.0, "OUT_CROP": 64, "W_SPARSE": 0.005, "iters": 12000},
 }
 
 
