@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 import torch
 
-from facesr.degrade.degradation import DegradeConfig, Pools, degrade, sample_degradation
-from facesr.io import read_image_array, to_tensor
-from facesr.losses.identity import DlibFaceID, chip_affine, identity_loss
+from facesr.degrade.degradation import DegradeConfig, Pools, degrade_batch, sample_degradation
+from facesr.io import read_image_array, to_tensor, to_uint8
+from facesr.losses.identity import DlibFaceID, face_chip_map, identity_loss
 from facesr.metrics.identity import find_identity_models
 from facesr.models import zoo
 from facesr.models.rrdb import save_rrdb
@@ -58,22 +58,13 @@ def faces(n_utk: int, seed: int) -> list[Path]:
 
 def prepare(paths: list[Path], hr: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Clean faces at ``hr`` px and their chip maps; faces dlib finds no face in are left out."""
-    import dlib
-
-    det = dlib.get_frontal_face_detector()
-    sp = dlib.shape_predictor(str(find_identity_models()[0]))
     imgs, maps = [], []
     for p in paths:
-        img = read_image_array(p)
-        img = cv2.resize(img, (hr, hr), interpolation=cv2.INTER_AREA)
-        u8 = np.ascontiguousarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
-        found = det(u8, 1)
-        if not found:
-            continue
-        box = max(found, key=lambda r: r.width() * r.height())
-        pts = [(q.x, q.y) for q in sp(u8, box).parts()]
-        imgs.append(to_tensor(img))
-        maps.append(torch.from_numpy(chip_affine(pts)).float())
+        img = cv2.resize(read_image_array(p), (hr, hr), interpolation=cv2.INTER_AREA)
+        m = face_chip_map(np.ascontiguousarray(to_uint8(img)))
+        if m is not None:
+            imgs.append(to_tensor(img))
+            maps.append(torch.from_numpy(m).float())
     return torch.stack(imgs), torch.stack(maps)
 
 
@@ -112,8 +103,7 @@ def main() -> int:
     for it in range(1, a.iters + 1):
         idx = rng.choice(len(hr_all), size=a.batch, replace=False)
         hr = hr_all[idx]
-        lr = torch.stack([degrade(h, sample_degradation(rng, Pools(), cfg, lr_size))
-                          for h in hr])
+        lr = degrade_batch(hr, [sample_degradation(rng, Pools(), cfg, lr_size) for _ in idx])
         sr = g(lr)
         pix = (sr - hr).abs().mean()
         col = color_loss(sr, hr)

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from facesr.io import read_image_array, to_tensor
+from facesr.io import read_image_array, to_tensor, to_uint8
 from facesr.losses.identity import (
     DlibFaceID,
     DlibModelError,
     chip_affine,
     extract_chips,
+    face_chip_map,
     identity_loss,
     read_dlib_layers,
 )
@@ -42,7 +43,7 @@ def net(dlib_models) -> DlibFaceID:
 def _face(shared: Path, name: str, dlib_models) -> tuple[np.ndarray, list]:
     dlib, sp = dlib_models[:2]
     img = read_image_array(shared / "data" / "faces_hq" / "london512" / f"{name}.jpg")
-    u8 = (cv2.resize(img, (160, 160), interpolation=cv2.INTER_AREA) * 255 + 0.5).astype(np.uint8)
+    u8 = to_uint8(cv2.resize(img, (160, 160), interpolation=cv2.INTER_AREA))
     box = dlib.get_frontal_face_detector()(u8, 1)[0]
     return u8, sp(u8, box)
 
@@ -57,6 +58,7 @@ def test_descriptors_and_chips_are_dlibs(shared: Path, dlib_models, net, name: s
         ours = net(torch.from_numpy(np.asarray(chip)).permute(2, 0, 1)[None].float() / 255)
     assert np.abs(ours[0].numpy() - ref).max() < 1e-4
     maps = torch.from_numpy(chip_affine([(p.x, p.y) for p in shape.parts()]))[None]
+    assert np.array_equal(face_chip_map(u8), maps[0].numpy())  # the same face, the same map
     cut = extract_chips(to_tensor(u8.astype(np.float32) / 255)[None], maps)
     assert np.abs(cut[0].permute(1, 2, 0).numpy() * 255 - chip).mean() < 1.0
     with torch.no_grad():
@@ -64,9 +66,9 @@ def test_descriptors_and_chips_are_dlibs(shared: Path, dlib_models, net, name: s
 
 
 def test_gradient_pulls_a_blurred_face_back(shared: Path, dlib_models, net) -> None:
-    u8, shape = _face(shared, "n_001_03", dlib_models)
+    u8, _ = _face(shared, "n_001_03", dlib_models)
     hr = to_tensor(u8.astype(np.float32) / 255)[None]
-    maps = torch.from_numpy(chip_affine([(p.x, p.y) for p in shape.parts()]))[None]
+    maps = torch.from_numpy(face_chip_map(u8))[None]
     assert identity_loss(net, hr, hr, maps).item() < 1e-3
     blurred = to_tensor(cv2.GaussianBlur(u8, (0, 0), 3.0).astype(np.float32) / 255)[None]
     before = identity_loss(net, blurred, hr, maps).item()

@@ -12,7 +12,8 @@ The architecture is the one of dlib's ``dnn_face_recognition_ex.cpp``: a 7x7/2 c
 a 3x3/2 max pool, 14 residual blocks of two 3x3 convolutions (32, 64, 128, 256 channels; the
 first block of each width strides 2 and adds the 2x2-average-pooled input, zero-padded to the
 wider tensor as dlib's ``add_prev`` does), global average pooling and a 256x128 linear map.
-Batch norm is stored folded into per-channel affine layers. Input: RGB 0-255 minus dlib's
+Batch norm is stored folded into per-channel affine layers; they are folded on into the
+convolutions' weights and biases here. Input: RGB 0-255 minus dlib's
 means (122.782, 117.001, 104.298), divided by 256.
 
 Alignment (:func:`chip_affine`): dlib's 5-point landmarks of the *clean* face give the
@@ -26,6 +27,7 @@ identity figure of a model trained with this loss beside the pictures and the ot
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -91,7 +93,7 @@ def read_dlib_layers(path: str | os.PathLike) -> list[dict]:
             name, r = m.group().decode(), _Reader(data, m.end())
             if name == "con_4":
                 params = r.tensor()
-                nf, kh, kw, sy, sx, py, px = (r.int() for _ in range(7))
+                _filters, _rows, _cols, sy, sx, py, px = (r.int() for _ in range(7))
                 shape = r.dims()
                 layers.append({"t": "con", "params": params, "shape": shape,
                                "stride": (sy, sx), "pad": (py, px)})
@@ -128,7 +130,7 @@ class DlibFaceID(nn.Module):
         super().__init__()
         layers = read_dlib_layers(path)
         self.convs = nn.ModuleList()
-        affines, self.pooled = [], []
+        self.pooled: list[bool] = []  # per conv: its block adds an average-pooled shortcut
         for layer in layers:
             if layer["t"] == "con":
                 out_c, in_c, kh, kw = layer["shape"]
@@ -138,28 +140,24 @@ class DlibFaceID(nn.Module):
                 conv.bias.data = torch.from_numpy(layer["params"][n:].copy())
                 self.convs.append(conv)
                 self.pooled.append(False)
-            elif layer["t"] == "affine":
-                affines.append(torch.from_numpy(layer["params"].copy()).view(2, -1))
+            elif layer["t"] == "affine":  # the folded batch norm after the last conv: into it
+                gamma, beta = torch.from_numpy(layer["params"].copy()).view(2, -1)
+                conv = self.convs[-1]
+                conv.weight.data *= gamma.view(-1, 1, 1, 1)
+                conv.bias.data = conv.bias.data * gamma + beta
             elif layer["t"] == "avg" and len(self.convs) > 1:  # a down block's shortcut
                 self.pooled[-1] = True
             elif layer["t"] == "fc":
                 self.register_buffer("fc", torch.from_numpy(
                     layer["params"].reshape(layer["shape"]).copy()))
-        self.register_buffer("affine", torch.nn.utils.rnn.pad_sequence(
-            [a.T for a in affines], batch_first=True).transpose(1, 2))  # (29, 2, C max)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) / 255.0)
         self.requires_grad_(False)
 
-    def _conv(self, x: Tensor, i: int) -> Tensor:
-        c = self.convs[i].out_channels
-        g, b = self.affine[i, 0, :c], self.affine[i, 1, :c]
-        return self.convs[i](x) * g.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
-
     def forward(self, chips: Tensor) -> Tensor:
         x = (chips - self.mean) * (255.0 / 256.0)
-        x = F.max_pool2d(F.relu(self._conv(x, 0)), 3, 2)
+        x = F.max_pool2d(F.relu(self.convs[0](x)), 3, 2)
         for i in range(1, len(self.convs), 2):
-            y = self._conv(F.relu(self._conv(x, i)), i + 1)
+            y = self.convs[i + 1](F.relu(self.convs[i](x)))
             shortcut = F.avg_pool2d(x, 2, 2) if self.pooled[i + 1] else x
             x = F.relu(_add(y, shortcut))
         return x.mean((2, 3)) @ self.fc
@@ -188,6 +186,31 @@ def chip_affine(points: np.ndarray | list, size: int = CHIP, padding: float = PA
     # image = A @ [chip_x, chip_y, 1]: solve from the three corner pairs
     a = np.linalg.solve(np.c_[dst, np.ones(3)], src)
     return a.T  # (2, 3)
+
+
+@functools.lru_cache(maxsize=2)
+def _dlib_face_models(landmarks: str) -> tuple:
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(landmarks)
+
+
+def face_chip_map(image: np.ndarray, landmarks: str | os.PathLike | None = None
+                  ) -> np.ndarray | None:
+    """:func:`chip_affine` of the largest face dlib's frontal detector finds in an 8-bit RGB
+    HWC image (upsampled once), from the five landmarks of ``landmarks`` (default: the
+    identity metric's model, :func:`facesr.metrics.identity.find_identity_models`); None when
+    it finds no face."""
+    if landmarks is None:
+        from facesr.metrics.identity import find_identity_models
+
+        landmarks = find_identity_models()[0]
+    detector, predictor = _dlib_face_models(str(landmarks))
+    found = detector(image, 1)
+    if not found:
+        return None
+    box = max(found, key=lambda r: r.width() * r.height())
+    return chip_affine([(p.x, p.y) for p in predictor(image, box).parts()])
 
 
 def extract_chips(images: Tensor, maps: Tensor, size: int = CHIP) -> Tensor:
