@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--distill", action="store_true",
                     help="facesr adapt --distill (the adapted base distilled into "
                          "facesr-default); the teacher is measured beside")
+    ap.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                    help="facesr adapt --precision (default: adapt's, auto)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="facesr adapt --jobs (parallel KernelGAN runs; default: adapt's, one "
+                         "per core; 1 keeps the whole command on one thread)")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
@@ -161,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--kernel-stills", str(args.kernel_stills)]
         if args.distill:
             cmd += ["--distill"]
+        if args.precision:
+            cmd += ["--precision", args.precision]
+        if args.jobs:
+            cmd += ["--jobs", str(args.jobs)]
         for h in args.hq or []:
             cmd += ["--hq", str(h)]
         print("$", " ".join(cmd), flush=True)
@@ -214,7 +223,9 @@ def main(argv: list[str] | None = None) -> None:
            "adapt": {"seconds": adapt_s, "train_seconds": train["seconds"],
                      "iterations": train["iteration"],
                      "distill": camera_json["steps"].get("distill"),
-                     "kernel_seconds": camera_json["steps"]["kernels"]["seconds"]},
+                     "kernel_seconds": camera_json["steps"]["kernels"]["seconds"],
+                     "kernel_jobs": camera_json["steps"]["kernels"].get("jobs"),
+                     "precision": train.get("precision", ["fp32"])},
            "faces": len(rows), "methods": table, "paired": paired}
     (out / "results.json").write_text(json.dumps(res, indent=2))
     print(f"\n(a) kernels: {len(l2)} estimates, centred L2 to the true kernel: mean "
@@ -222,7 +233,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{l2_mean_kernel:.4f}; bicubic kernel {l2_bic:.4f}")
     print(f"\n(b) {len(rows)} held-out faces at 128 px through the simulated camera; adapt took "
           f"{adapt_s / 60:.1f} min wall ({train['seconds'] / 60:.1f} min training, "
-          f"{train['iteration']} iterations, 1 thread)" + (
+          f"{train['iteration']} iterations, 1 thread, "
+          f"{' and '.join(res['adapt']['precision'])}; kernels "
+          f"{res['adapt']['kernel_seconds'] / 60:.1f} min, {res['adapt']['kernel_jobs']} "
+          "parallel run(s))" + (
               f"; distillation {res['adapt']['distill']['seconds'] / 60:.1f} min, "
               f"{res['adapt']['distill']['iteration']} iterations" if args.distill else "")
           + "\n")

@@ -233,6 +233,49 @@ def test_a_folder_trained_before_compression_was_read_goes_on_unchanged(
     assert "jpeg_quality" not in cfg["data"]["degrade"]
 
 
+def test_precision_auto_follows_the_cpu_and_reaches_the_run(tmp_path, monkeypatch):
+    from facesr.adapt import finetune
+    from facesr.infer import pipeline
+
+    for amx, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(pipeline, "cpu_has_amx_bf16", lambda amx=amx: amx)
+        assert finetune.training_precision("auto") == want
+    assert finetune.training_precision("fp32") == "fp32"
+    assert finetune.training_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        finetune.training_precision("fp16")
+    assert _config(tmp_path).train.amp_cpu == "none"
+    assert _config(tmp_path, precision="bf16").train.amp_cpu == "bf16"
+
+
+def test_a_resume_may_change_precision_and_the_record_keeps_both(
+        camera, inputs, nearest, run_adapt, tmp_path):
+    import shutil
+
+    out = tmp_path / "prec"
+    shutil.copytree(camera[0], out)
+    cam = json.loads((out / "camera.json").read_text())
+    del cam["steps"]["train"]["precision"]  # as a facesr without --precision left it
+    (out / "camera.json").write_text(json.dumps(cam))
+    n = cam["steps"]["train"]["iteration"]  # other tests may have trained the fixture on
+    r = run_adapt(*inputs, out, "--iterations", str(n + 1), "--precision", "fp32",
+                  base=nearest)
+    assert r.exit_code == 0, r.output
+    assert "fp32)" in r.output
+    assert json.loads((out / "camera.json").read_text())["steps"]["train"]["precision"] \
+        == ["fp32"]
+    r = run_adapt(*inputs, out, "--iterations", str(n + 2), "--precision", "bf16",
+                  base=nearest)
+    assert r.exit_code == 0, r.output
+    cam = json.loads((out / "camera.json").read_text())
+    assert cam["steps"]["train"]["iteration"] == n + 2
+    assert cam["steps"]["train"]["precision"] == ["bf16", "fp32"]
+    assert cam["budget"]["precision"] == "bf16"
+    assert yaml.safe_load((out / "train" / "config.yaml").read_text())["train"]["amp_cpu"] \
+        == "bf16"
+    assert "bf16 and fp32" in (out / "report.html").read_text()
+
+
 def test_other_footage_in_the_same_folder_is_refused(camera, inputs, nearest, tmp_path, texture,
                                                      run_adapt):
     out, _ = camera

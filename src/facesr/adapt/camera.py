@@ -69,6 +69,7 @@ class Settings:
     kernel_prior: str = "default"  # kernelgan.PRESETS: "default" or "thin"
     jobs: int | None = None  # parallel KernelGAN runs (None: one per free core)
     threads: int = 1  # training threads
+    precision: str = "auto"  # training arithmetic: auto, fp32, bf16 (finetune.training_precision)
     seed: int = 0
     detector: str | None = None
     weights: Path | None = None  # metric weights (LPIPS, NIQE) for the report
@@ -184,7 +185,7 @@ class Camera:
         self.state["software"] = {"facesr": facesr_version(), "git": git_info(),
                                   "libraries": library_versions()}
         self.state["budget"] = {"minutes": self.s.minutes, "iterations": self.s.iterations,
-                                "threads": self.s.threads}
+                                "threads": self.s.threads, "precision": self.s.precision}
         atomic_write_text(self.path, json.dumps(self.state, indent=2) + "\n")
 
     def done(self, step: str) -> dict | None:
@@ -274,7 +275,8 @@ class Camera:
         s = self.s
         data = {"faces_list": self.dir / "faces.txt", "faces": self.faces, "kernels": kpath,
                 "noise": noise, "iterations": s.iterations, "threads": s.threads,
-                "seed": s.seed, "jpeg": self.done("compression")}
+                "seed": s.seed, "jpeg": self.done("compression"),
+                "precision": finetune.training_precision(s.precision)}
         init, base_rec = finetune.base_weights(s.base, self.dir)
         cfg = finetune.train_config(init=init, arch=base_rec["arch"], **data)
         share = DISTILL_SHARE if s.distill else 1.0
@@ -318,17 +320,20 @@ class Camera:
                 spent = info["seconds"] + time.perf_counter() - t0
                 prog(step, int(spent), int(budget))
 
+        prec = "bf16" if cfg.train.amp_cpu == "bf16" else "fp32"
+        # every arithmetic this run has trained in (a resume may change --precision)
+        precs = sorted({*info.get("precision", []), prec})
         what = (f"distilling into {base_rec['name']} ({run_dir})" if step == "distill"
                 else f"training {run_dir} from {base_rec['name']}")
         self.say(f"{what} " + (f"to iteration {s.iterations}" if s.iterations is not None
                                else f"for {max(left, 0) / 60:.1f} more minutes")
-                 + f" ({s.threads} thread(s))")
+                 + f" ({s.threads} thread(s), {prec})")
         result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
                               on_step=on_step, on_start=self.say)
         spent = info["seconds"] + time.perf_counter() - t0
         atomic_write_bytes(model, (run_dir / "model.safetensors").read_bytes())
         self.mark(step, {"iteration": result["iteration"], "seconds": round(spent, 1),
-                         "run": step, "base": base_rec, "file": out,
+                         "run": step, "base": base_rec, "file": out, "precision": precs,
                          "sha256": sha256_file(model), "val": result.get("val", {})})
         return True
 

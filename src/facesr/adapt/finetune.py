@@ -78,12 +78,34 @@ def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
     return tuple(fs)
 
 
+def training_precision(name: str) -> str:
+    """``--precision`` resolved: "auto" is "bf16" on CPUs with AMX-BF16 (bf16 autocast there
+    takes about half the time per step: 2.8 against 5.4 s for facesr-rrdb23 on a batch of
+    eight 96 px faces, one thread of an AMX Xeon), else "fp32" (bf16 without those units is
+    slower, not faster); "fp32" and "bf16" are kept.
+
+    Raises:
+        ValueError: another name.
+    """
+    if name == "auto":
+        from facesr.infer.pipeline import cpu_has_amx_bf16
+
+        return "bf16" if cpu_has_amx_bf16() else "fp32"
+    if name not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {name!r}")
+    return name
+
+
 def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, noise: Path | None,
                  init: Path, arch: dict, iterations: int | None, threads: int, seed: int,
-                 teacher: Path | None = None, jpeg: dict | None = None) -> TrainConfig:
+                 teacher: Path | None = None, jpeg: dict | None = None,
+                 precision: str = "fp32") -> TrainConfig:
     """The fine-tuning run's config (see module docs); with ``teacher`` (a weights file), the
     distillation run's; ``jpeg``: ``profile.compression``'s record (its ``quality`` range and
-    ``prob`` replace the method's JPEG 30 with probability 0.9 when found)."""
+    ``prob`` replace the method's JPEG 30 with probability 0.9 when found); ``precision``:
+    "fp32" or "bf16" (autocast, ``train.amp_cpu``; ``training_precision`` resolves "auto")."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     n = iterations or NO_END
     every = max(1, min(100, n))
     degrade: dict = {} if noise is not None else {"noise": "gaussian"}
@@ -105,7 +127,8 @@ def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, nois
         "train.stage": "psnr", "train.iterations": n, "train.batch": BATCH,
         "train.ema_decay": EMA, "train.checkpoint_every": every, "train.keep_checkpoints": 2,
         "train.val_every": every, "train.log_every": max(1, min(25, n)), "train.seed": seed,
-        "train.device": "cpu", "train.amp_cpu": "none", "train.channels_last": False,
+        "train.device": "cpu", "train.channels_last": False,
+        "train.amp_cpu": "bf16" if precision == "bf16" else "none",
         "train.workers": 0, "train.threads": threads, "train.init_g": str(init.resolve()),
         "train.tensorboard": False,
     }

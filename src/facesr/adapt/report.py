@@ -172,7 +172,8 @@ def render(rep: dict) -> str:
     dist = rep["steps"].get("distill")
     base = f"<b>{_e(train.get('base', {}).get('name', '?'))}</b>"
     its = (f"{train.get('iteration', 0)} iterations in "
-           f"{train.get('seconds', 0) / 60:.1f} min")
+           f"{train.get('seconds', 0) / 60:.1f} min"
+           + (f" ({_e(' and '.join(train['precision']))})" if train.get("precision") else ""))
     if dist:
         made = (f"{base} fine-tuned {its} (the teacher, <code>teacher.safetensors</code>), then "
                 f"distilled into <b>{_e(dist.get('base', {}).get('name', '?'))}</b> in "
