@@ -237,8 +237,8 @@ def test_precision_auto_follows_the_cpu_and_reaches_the_run(tmp_path, monkeypatc
     from facesr.adapt import finetune
     from facesr.infer import pipeline
 
-    for amx, want in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(pipeline, "cpu_has_amx_bf16", lambda amx=amx: amx)
+    for units, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(pipeline, "cpu_has_bf16_units", lambda u=units: u)
         assert finetune.training_precision("auto") == want
     assert finetune.training_precision("fp32") == "fp32"
     assert finetune.training_precision("bf16") == "bf16"

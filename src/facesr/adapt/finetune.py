@@ -79,18 +79,18 @@ def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
 
 
 def training_precision(name: str) -> str:
-    """``--precision`` resolved: "auto" is "bf16" on CPUs with AMX-BF16 (bf16 autocast there
-    takes about half the time per step: 2.8 against 5.4 s for facesr-rrdb23 on a batch of
-    eight 96 px faces, one thread of an AMX Xeon), else "fp32" (bf16 without those units is
-    slower, not faster); "fp32" and "bf16" are kept.
+    """``--precision`` resolved: "auto" is "bf16" on CPUs that compute bf16 natively (AMX-BF16
+    or AVX512-BF16: bf16 autocast took 2.8 against 5.4 s a step for facesr-rrdb23 on a batch
+    of eight 96 px faces, one thread of an AVX512-BF16 Xeon), else "fp32" (bf16 without those
+    units is emulated: slower, not faster); "fp32" and "bf16" are kept.
 
     Raises:
         ValueError: another name.
     """
     if name == "auto":
-        from facesr.infer.pipeline import cpu_has_amx_bf16
+        from facesr.infer.pipeline import cpu_has_bf16_units
 
-        return "bf16" if cpu_has_amx_bf16() else "fp32"
+        return "bf16" if cpu_has_bf16_units() else "fp32"
     if name not in ("fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got {name!r}")
     return name

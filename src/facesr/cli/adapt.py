@@ -56,8 +56,9 @@ def adapt(
     ] = "facesr-default",
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for training.")] = 1,
     precision: Annotated[Precision, typer.Option(
-        help="Training arithmetic: auto (bf16 autocast where the CPU has AMX-BF16: about 2x "
-             "the iterations in --minutes; else fp32), fp32 or bf16.")] = "auto",
+        help="Training arithmetic: auto (bf16 autocast where the CPU computes bf16, AMX-BF16 "
+             "or AVX512-BF16: about 2x the iterations in --minutes; else fp32), fp32 or "
+             "bf16.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     weights: Annotated[Path | None, typer.Option(
         help="Metric weights folder laid out like shared/weights (LPIPS, NIQE for the "
