@@ -276,6 +276,44 @@ def test_a_resume_may_change_precision_and_the_record_keeps_both(
     assert "bf16 and fp32" in (out / "report.html").read_text()
 
 
+def test_an_interrupted_run_s_minutes_count_toward_the_budget(
+        camera, inputs, nearest, run_adapt, tmp_path, monkeypatch):
+    """Ctrl-C part-way through training: the minutes it spent stay spent, so the re-run
+    trains for what is left of --minutes, not for the whole budget again."""
+    import shutil
+    import time
+
+    from facesr.adapt import finetune
+
+    out = tmp_path / "budget"
+    shutil.copytree(camera[0], out)
+    before = json.loads((out / "camera.json").read_text())["steps"]["train"]["seconds"]
+    asked = []
+
+    def run(cfg, run_dir, *, seconds_left, on_step, on_start):
+        asked.append(seconds_left)
+        if len(asked) == 1:
+            on_step(3, 0, None)
+            time.sleep(0.6)
+            raise KeyboardInterrupt
+        return {"iteration": 4}
+
+    monkeypatch.setattr(finetune, "run", run)
+    r = run_adapt(*inputs, out, "--minutes", "0.5", base=nearest)
+    assert r.exit_code == 130 and "run the same command again" in r.output
+    cam = json.loads((out / "camera.json").read_text())
+    assert cam["progress"]["train"]["iteration"] == 3
+    assert cam["progress"]["train"]["seconds"] >= before + 0.55
+    r = run_adapt(*inputs, out, "--minutes", "0.5", base=nearest)
+    assert r.exit_code == 0, r.output
+    assert asked[0] == pytest.approx(30 - before, abs=0.1)
+    assert asked[1] <= asked[0] - 0.55  # seconds are kept to 0.1
+    cam = json.loads((out / "camera.json").read_text())
+    assert "train" not in cam.get("progress", {})
+    assert cam["steps"]["train"]["iteration"] == 4
+    assert cam["steps"]["train"]["seconds"] >= before + 0.55
+
+
 def test_other_footage_in_the_same_folder_is_refused(camera, inputs, nearest, tmp_path, texture,
                                                      run_adapt):
     out, _ = camera

@@ -12,7 +12,10 @@ or a power cut) skips what is done and continues the rest:
    it as not read, and its run goes on unchanged;
 4. ``train``: the fine-tuning run, resumed from its last checkpoint for what is left of the
    budget; ``model.safetensors`` is copied out when the budget is spent (with ``--distill``:
-   ``teacher.safetensors``, after ``DISTILL_SHARE`` of the minutes);
+   ``teacher.safetensors``, after ``DISTILL_SHARE`` of the minutes). While it runs, its
+   minutes spent are kept in ``camera.json``'s ``progress`` (every ``PROGRESS_EVERY`` s and
+   on an interrupt), so an interrupted run's minutes count toward ``--minutes``: a resumed
+   run trains for what is left, not for the whole budget again;
 4b. ``distill`` (``--distill`` only): the student (facesr-default) fine-tuned towards the
    teacher and the clean faces for the rest of the minutes (``--iterations``: as many
    iterations as the teacher's); it is ``model.safetensors``;
@@ -45,6 +48,7 @@ from facesr.provenance import facesr_version, git_info, library_versions, utc_no
 
 FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's default --hq
 DISTILL_SHARE = 0.5  # --distill: the base's fine-tuning gets this share of --minutes
+PROGRESS_EVERY = 30.0  # seconds between records of a training run's minutes spent
 # keys newer than some camera folders
 PROFILE_DEFAULTS = {"distill": False, "student": None, "kernel_prior": "default"}
 
@@ -297,7 +301,9 @@ class Camera:
         student's share.)"""
         s = self.s
         run_dir = self.dir / step
-        info = self.done(step) or {"seconds": 0.0, "iteration": 0}
+        # a run interrupted part-way left its minutes in "progress" (newer than its step's)
+        info = (self.state.get("progress", {}).get(step) or self.done(step)
+                or {"seconds": 0.0, "iteration": 0})
         budget = 60.0 * (s.minutes or 0.0) * share
         if s.iterations is not None:
             left = None if info["iteration"] < s.iterations else 0.0
@@ -312,8 +318,19 @@ class Camera:
             return False
         t0 = time.perf_counter()
         total = s.iterations or 0
+        last = {"saved": t0, "iteration": info["iteration"]}
+
+        def keep_progress() -> None:
+            last["saved"] = time.perf_counter()
+            self.state.setdefault("progress", {})[step] = {
+                "seconds": round(info["seconds"] + last["saved"] - t0, 1),
+                "iteration": last["iteration"]}
+            self.save()
 
         def on_step(done: int, n: int, logged: dict | None) -> None:
+            last["iteration"] = done
+            if time.perf_counter() - last["saved"] >= PROGRESS_EVERY:
+                keep_progress()
             if s.iterations is not None:
                 prog(step, done, total)
             else:
@@ -328,9 +345,14 @@ class Camera:
         self.say(f"{what} " + (f"to iteration {s.iterations}" if s.iterations is not None
                                else f"for {max(left, 0) / 60:.1f} more minutes")
                  + f" ({s.threads} thread(s), {prec})")
-        result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
-                              on_step=on_step, on_start=self.say)
+        try:
+            result = finetune.run(cfg, run_dir, seconds_left=None if s.iterations else left,
+                                  on_step=on_step, on_start=self.say)
+        except BaseException:  # Ctrl-C, a signal, an error: its minutes stay spent
+            keep_progress()
+            raise
         spent = info["seconds"] + time.perf_counter() - t0
+        self.state.get("progress", {}).pop(step, None)
         atomic_write_bytes(model, (run_dir / "model.safetensors").read_bytes())
         self.mark(step, {"iteration": result["iteration"], "seconds": round(spent, 1),
                          "run": step, "base": base_rec, "file": out, "precision": precs,
