@@ -87,7 +87,8 @@ def ci(values: list[float]) -> dict:
     from facesr.eval.stats import mean_ci
 
     r = mean_ci(values)
-    return {"mean": r.mean, "low": r.low, "high": r.high, "n": len(values)}
+    return {"mean": r.mean, "low": r.low, "high": r.high, "n": len(values),
+            "min": min(values), "max": max(values), "above_zero": sum(v > 0 for v in values)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,6 +250,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {k} (paired) | {s['psnr']['mean']:+.2f} [{s['psnr']['low']:+.2f}, "
               f"{s['psnr']['high']:+.2f}] | {s['lpips']['mean']:+.3f} "
               f"[{s['lpips']['low']:+.3f}, {s['lpips']['high']:+.3f}] |")
+    print("\nper face (PSNR-Y difference): worst, best, faces above zero")
+    for k, s in paired.items():
+        print(f"- {k}: {s['psnr']['min']:+.2f}, {s['psnr']['max']:+.2f}, "
+              f"{s['psnr']['above_zero']}/{s['psnr']['n']}")
 
 
 if __name__ == "__main__":
