@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=None,
                     help="facesr adapt --jobs (parallel KernelGAN runs; default: adapt's, one "
                          "per core; 1 keeps the whole command on one thread)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="facesr adapt --seed (its kernel crops, training order and held-out "
+                         "faces; the simulated camera and the test faces stay the same)")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--precision", args.precision]
         if args.jobs:
             cmd += ["--jobs", str(args.jobs)]
+        if args.seed is not None:
+            cmd += ["--seed", str(args.seed)]
         for h in args.hq or []:
             cmd += ["--hq", str(h)]
         print("$", " ".join(cmd), flush=True)
@@ -212,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
                              for m in ("psnr", "lpips")} for a, b in pairs}
     camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
-    res = {"base": args.base, "distill": args.distill, "hq": [str(h) for h in args.hq or []],
+    res = {"base": args.base, "distill": args.distill, "seed": camera_json["profile"]["seed"],
+           "hq": [str(h) for h in args.hq or []],
            "kernel_prior": camera_json["profile"].get("kernel_prior", "default"),
            "kernel_iters": camera_json["profile"]["iters"],
            "true_kernel": TRUE_KERNEL,
