@@ -303,6 +303,7 @@ def test_an_interrupted_run_s_minutes_count_toward_the_budget(
     assert r.exit_code == 130 and "run the same command again" in r.output
     cam = json.loads((out / "camera.json").read_text())
     assert cam["progress"]["train"]["iteration"] == 3
+    assert cam["progress"]["train"]["precision"] == [finetune.training_precision("auto")]
     assert cam["progress"]["train"]["seconds"] >= before + 0.55
     r = run_adapt(*inputs, out, "--minutes", "0.5", base=nearest)
     assert r.exit_code == 0, r.output

@@ -324,7 +324,7 @@ class Camera:
             last["saved"] = time.perf_counter()
             self.state.setdefault("progress", {})[step] = {
                 "seconds": round(info["seconds"] + last["saved"] - t0, 1),
-                "iteration": last["iteration"]}
+                "iteration": last["iteration"], "precision": precs}
             self.save()
 
         def on_step(done: int, n: int, logged: dict | None) -> None:

@@ -81,8 +81,9 @@ def factors_for(files: Sequence[Path]) -> tuple[float, ...]:
 def training_precision(name: str) -> str:
     """``--precision`` resolved: "auto" is "bf16" on CPUs that compute bf16 natively (AMX-BF16
     or AVX512-BF16: bf16 autocast took 2.8 against 5.4 s a step for facesr-rrdb23 on a batch
-    of eight 96 px faces, one thread of an AVX512-BF16 Xeon), else "fp32" (bf16 without those
-    units is emulated: slower, not faster); "fp32" and "bf16" are kept.
+    of eight 96 px faces, one thread of an AVX512-BF16 Xeon), else "fp32" (without those
+    units PyTorch has no native bf16 arithmetic to gain from; not measured on such a CPU);
+    "fp32" and "bf16" are kept.
 
     Raises:
         ValueError: another name.

@@ -181,7 +181,7 @@ def cpu_has_bf16_units() -> bool:
     """True where the CPU computes bfloat16 natively: AMX-BF16 or AVX512-BF16 (Cooper Lake,
     Sapphire Rapids, Zen 4 and later). bf16 autocast *training* was measured about 2x faster
     than float32 on an AVX512-BF16 CPU without AMX (``facesr adapt --precision``); without
-    either, bf16 is emulated and slower."""
+    either there is no native bf16 arithmetic to gain from."""
     caps = torch.cpu.get_capabilities()
     return bool(caps.get("amx_bf16", False) or caps.get("avx512_bf16", False))
 
