@@ -316,6 +316,9 @@ class Camera:
                      f"{info['seconds'] / 60:.1f} min): give a larger --minutes or "
                      "--iterations to continue it")
             return False
+        prec = "bf16" if cfg.train.amp_cpu == "bf16" else "fp32"
+        # every arithmetic this run has trained in (a resume may change --precision)
+        precs = sorted({*info.get("precision", []), prec})
         t0 = time.perf_counter()
         total = s.iterations or 0
         last = {"saved": t0, "iteration": info["iteration"]}
@@ -337,9 +340,6 @@ class Camera:
                 spent = info["seconds"] + time.perf_counter() - t0
                 prog(step, int(spent), int(budget))
 
-        prec = "bf16" if cfg.train.amp_cpu == "bf16" else "fp32"
-        # every arithmetic this run has trained in (a resume may change --precision)
-        precs = sorted({*info.get("precision", []), prec})
         what = (f"distilling into {base_rec['name']} ({run_dir})" if step == "distill"
                 else f"training {run_dir} from {base_rec['name']}")
         self.say(f"{what} " + (f"to iteration {s.iterations}" if s.iterations is not None
