@@ -57,14 +57,12 @@ def faces(n_utk: int, seed: int) -> list[Path]:
 
 
 def prepare(paths: list[Path], hr: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean faces at ``hr`` px and their chip maps; faces dlib finds no face in are left out."""
+    """Clean faces at ``hr`` px and their chip maps (the face the identity metric scores)."""
     imgs, maps = [], []
     for p in paths:
         img = cv2.resize(read_image_array(p), (hr, hr), interpolation=cv2.INTER_AREA)
-        m = face_chip_map(np.ascontiguousarray(to_uint8(img)))
-        if m is not None:
-            imgs.append(to_tensor(img))
-            maps.append(torch.from_numpy(m).float())
+        imgs.append(to_tensor(img))
+        maps.append(torch.from_numpy(face_chip_map(np.ascontiguousarray(to_uint8(img)))).float())
     return torch.stack(imgs), torch.stack(maps)
 
 

@@ -37,10 +37,7 @@ def main() -> None:
     for path in sorted(a.faces.glob("*.jpg"))[:a.n]:
         u8 = to_uint8(cv2.resize(read_image_array(path), (160, 160),
                                  interpolation=cv2.INTER_AREA))
-        m = face_chip_map(u8)
-        if m is None:
-            continue
-        maps = torch.from_numpy(m)[None]
+        maps = torch.from_numpy(face_chip_map(u8, metric))[None]
         hr = to_tensor(u8.astype(np.float32) / 255)[None]
         blurred = to_tensor(cv2.GaussianBlur(u8, (0, 0), 3.0).astype(np.float32) / 255)[None]
         x = blurred

@@ -16,10 +16,11 @@ Batch norm is stored folded into per-channel affine layers; they are folded on i
 convolutions' weights and biases here. Input: RGB 0-255 minus dlib's
 means (122.782, 117.001, 104.298), divided by 256.
 
-Alignment (:func:`chip_affine`): dlib's 5-point landmarks of the *clean* face give the
-similarity transform of ``dlib.get_face_chip_details(shape, 150, 0.25)``; the output and the
-clean face are both cut with it (bilinear ``grid_sample``, differentiable), so the loss
-compares the same region of both.
+Alignment (:func:`face_chip_map`, :func:`chip_affine`): the face the identity metric scores
+(its face box and 5-point landmarks, from :class:`~facesr.metrics.identity.IdentityModel`) on
+the *clean* face gives the similarity transform of ``dlib.get_face_chip_details(shape, 150,
+0.25)``; the output and the clean face are both cut with it (bilinear ``grid_sample``,
+differentiable), so the loss compares the same region of both, the region the metric judges.
 
 Measuring identity with the network a model was trained against favours that model: read an
 identity figure of a model trained with this loss beside the pictures and the other metrics.
@@ -32,11 +33,15 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from facesr.metrics.identity import IdentityModel
 
 CHIP = 150
 PADDING = 0.25
@@ -188,29 +193,23 @@ def chip_affine(points: np.ndarray | list, size: int = CHIP, padding: float = PA
     return a.T  # (2, 3)
 
 
-@functools.lru_cache(maxsize=2)
-def _dlib_face_models(landmarks: str) -> tuple:
-    import dlib
+def face_chip_map(image: np.ndarray, model: IdentityModel | None = None) -> np.ndarray:
+    """:func:`chip_affine` of the face the identity metric scores in an 8-bit RGB HWC image:
+    ``model.face_box`` (the largest face facesr's default detector finds, else the metric's
+    fallback box) and the five landmarks ``model.points`` finds in it. ``model``: the
+    metric's :class:`~facesr.metrics.identity.IdentityModel` (default: ``load_identity()``),
+    so the loss aligns the very face the metric judges."""
+    if model is None:
+        model = _identity_model()
+    rgb = image.astype(np.float32) / 255.0
+    return chip_affine(model.points(rgb, model.face_box(rgb)))
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(landmarks)
 
+@functools.lru_cache(maxsize=1)
+def _identity_model() -> IdentityModel:
+    from facesr.metrics.identity import load_identity
 
-def face_chip_map(image: np.ndarray, landmarks: str | os.PathLike | None = None
-                  ) -> np.ndarray | None:
-    """:func:`chip_affine` of the largest face dlib's frontal detector finds in an 8-bit RGB
-    HWC image (upsampled once), from the five landmarks of ``landmarks`` (default: the
-    identity metric's model, :func:`facesr.metrics.identity.find_identity_models`); None when
-    it finds no face."""
-    if landmarks is None:
-        from facesr.metrics.identity import find_identity_models
-
-        landmarks = find_identity_models()[0]
-    detector, predictor = _dlib_face_models(str(landmarks))
-    found = detector(image, 1)
-    if not found:
-        return None
-    box = max(found, key=lambda r: r.width() * r.height())
-    return chip_affine([(p.x, p.y) for p in predictor(image, box).parts()])
+    return load_identity()
 
 
 def extract_chips(images: Tensor, maps: Tensor, size: int = CHIP) -> Tensor:

@@ -120,13 +120,21 @@ class IdentityModel:
         f = max(faces, key=lambda f: f.w * f.h)
         return (f.x, f.y, f.x + f.w, f.y + f.h)
 
-    def descriptor(self, image: np.ndarray, box: Box) -> np.ndarray:
-        """The 128-d descriptor of the face in ``box`` of a float RGB HWC image in [0, 1]."""
+    def _shape(self, rgb: np.ndarray, box: Box) -> Any:
         import dlib
 
+        return self.landmarks(rgb, dlib.rectangle(*(round(v) for v in box)))
+
+    def points(self, image: np.ndarray, box: Box) -> list[tuple[int, int]]:
+        """The five landmarks (x, y) of the face in ``box`` of a float RGB HWC image in
+        [0, 1]: those :meth:`descriptor` aligns the face with."""
         rgb = np.ascontiguousarray(to_uint8(image))
-        rect = dlib.rectangle(*(round(v) for v in box))
-        shape = self.landmarks(rgb, rect)
+        return [(p.x, p.y) for p in self._shape(rgb, box).parts()]
+
+    def descriptor(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """The 128-d descriptor of the face in ``box`` of a float RGB HWC image in [0, 1]."""
+        rgb = np.ascontiguousarray(to_uint8(image))
+        shape = self._shape(rgb, box)
         return np.asarray(self.recognizer.compute_face_descriptor(rgb, shape), np.float64)
 
     def _reference(self, ref: Tensor) -> tuple[bytes, Box, np.ndarray]:
