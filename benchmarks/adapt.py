@@ -15,8 +15,9 @@ facesr-default was trained on: 0.8-3.0), subsampled x4, given Gaussian noise (si
    facesr-default unless given, and measured beside the adapted model when another;
    ``--distill`` adds ``--distill``: the adapted base, measured as "teacher", is distilled into
    facesr-default, the "adapted" model);
-2. (a) the estimated kernels against the true one (centred L2, as
-   ``benchmarks/kernel_estimation.py``), and the bicubic kernel's L2 as the baseline;
+2. (a) the estimated kernels training used against the true one (centred L2, as
+   ``benchmarks/kernel_estimation.py``; with ``--kernel-angle edges``, after the edge check
+   turned them, and KernelGAN's own beside them), and the bicubic kernel's L2 as the baseline;
 3. (b) held-out faces (``alae512``: people in neither the adaptation's faces nor the scenes),
    at 128 px, degraded by *the camera itself* (true kernel, noise, JPEG), enlarged by bicubic,
    facesr-default and the adapted model (``facesr.upscale_face``, as ``facesr upscale``):
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=None,
                     help="facesr adapt --seed (its kernel crops, training order and held-out "
                          "faces; the simulated camera and the test faces stay the same)")
+    ap.add_argument("--kernel-angle", default=None, choices=("kernelgan", "edges"),
+                    help="facesr adapt --kernel-angle")
+    ap.add_argument("--lr", type=float, default=None, help="facesr adapt --lr")
     ap.add_argument("--skip-adapt", action="store_true",
                     help="measure an existing OUT/camera again")
     args = ap.parse_args(argv)
@@ -176,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--jobs", str(args.jobs)]
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
+        if args.kernel_angle:
+            cmd += ["--kernel-angle", args.kernel_angle]
+        if args.lr:
+            cmd += ["--lr", str(args.lr)]
         for h in args.hq or []:
             cmd += ["--hq", str(h)]
         print("$", " ".join(cmd), flush=True)
@@ -183,7 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     adapt_s = time.perf_counter() - t
 
     true = gaussian_kernel(25, TRUE_KERNEL[0], TRUE_KERNEL[1], math.radians(TRUE_KERNEL[2]))
-    pool = KernelPool.load(cam / "kernels.safetensors")
+    camera_json = json.loads((cam / "camera.json").read_text())
+    edges = camera_json["steps"].get("edges") or {}
+    kernelgan_l2 = [centred_l2(k, true) for k in
+                    KernelPool.load(cam / "kernels.safetensors").kernels]
+    # the pool training used: KernelGAN's, or the edge check's turned one
+    pool = KernelPool.load(cam / (edges.get("file") or "kernels.safetensors"))
     l2 = [centred_l2(k, true) for k in pool.kernels]
     l2_bic = centred_l2(bicubic_kernel(4, 25), true)
     l2_mean_kernel = centred_l2(pool.kernels.mean(0), true)
@@ -215,7 +228,6 @@ def main(argv: list[str] | None = None) -> None:
         pairs.append(("teacher", "facesr-default"))
     paired = {f"{a} - {b}": {m: ci([r[a][m] - r[b][m] for r in rows])
                              for m in ("psnr", "lpips")} for a, b in pairs}
-    camera_json = json.loads((cam / "camera.json").read_text())
     train = camera_json["steps"]["train"]
     res = {"base": args.base, "distill": args.distill, "seed": camera_json["profile"]["seed"],
            "hq": [str(h) for h in args.hq or []],
@@ -226,18 +238,25 @@ def main(argv: list[str] | None = None) -> None:
            "compression": camera_json["steps"].get("compression", {}).get("quality"),
            "frames": FRAMES,
            "kernels": {"l2": l2, "l2_mean": float(np.mean(l2)), "l2_of_mean_kernel":
-                       l2_mean_kernel, "l2_bicubic": l2_bic},
+                       l2_mean_kernel, "l2_bicubic": l2_bic, "l2_kernelgan": kernelgan_l2,
+                       "kernel_angle": camera_json["profile"].get("kernel_angle", "kernelgan"),
+                       "edges": {k: edges.get(k) for k in ("reading", "firm", "why", "kernels")}},
            "adapt": {"seconds": adapt_s, "train_seconds": train["seconds"],
                      "iterations": train["iteration"],
                      "distill": camera_json["steps"].get("distill"),
                      "kernel_seconds": camera_json["steps"]["kernels"]["seconds"],
                      "kernel_jobs": camera_json["steps"]["kernels"].get("jobs"),
-                     "precision": train.get("precision", ["fp32"])},
+                     "precision": train.get("precision", ["fp32"]),
+                     "lr": camera_json["profile"].get("lr", 5e-5)},
            "faces": len(rows), "methods": table, "paired": paired}
     (out / "results.json").write_text(json.dumps(res, indent=2))
     print(f"\n(a) kernels: {len(l2)} estimates, centred L2 to the true kernel: mean "
           f"{np.mean(l2):.4f} (min {min(l2):.4f}, max {max(l2):.4f}); their mean kernel "
           f"{l2_mean_kernel:.4f}; bicubic kernel {l2_bic:.4f}")
+    if edges:
+        print(f"    edge check: {edges['why']}; KernelGAN's own kernels: L2 "
+              + ", ".join(f"{v:.4f}" for v in kernelgan_l2) + "; turned by "
+              + ", ".join(f"{k['turn']:+.1f}" for k in edges["kernels"]) + " degrees")
     print(f"\n(b) {len(rows)} held-out faces at 128 px through the simulated camera; adapt took "
           f"{adapt_s / 60:.1f} min wall ({train['seconds'] / 60:.1f} min training, "
           f"{train['iteration']} iterations, 1 thread, "

@@ -12,6 +12,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     if not os.environ.get(_var, "").strip().isdigit():
         os.environ[_var] = "1"
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -137,3 +138,29 @@ def browser(tmp_path: Path):
                            {"behavior": "allow", "downloadPath": str(downloads)})
     yield driver, downloads
     driver.quit()
+
+
+def blurred_discs(degrees: float, sx: float = 4.0, sy: float = 1.0, seed: int = 0,
+                  size: int = 512) -> np.ndarray:
+    """Overlapping flat discs of random grey (step edges in every direction) blurred by an
+    anisotropic Gaussian at ``degrees`` and taken x4 down: (size/4, size/4, 3) float in [0, 1]."""
+    import math
+
+    from facesr.degrade.kernels import blur_downsample, gaussian_kernel
+
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 0.5, np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(400):
+        r = rng.uniform(8, 60)
+        cy, cx = rng.uniform(0, size, 2)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random()
+    hr = torch.from_numpy(img).expand(3, -1, -1).contiguous()
+    k = gaussian_kernel(25, sx, sy, math.radians(degrees))
+    return blur_downsample(hr, k, 4).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+@pytest.fixture(scope="session")
+def step_edges():
+    """:func:`blurred_discs`, for tests of the edge reading."""
+    return blurred_discs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -154,6 +155,101 @@ def _config(tmp_path, **kw):
                                  iterations=2, threads=1, seed=0, **kw)
 
 
+# ------------------------------------------------------------------ the edge check
+
+
+def _stills(images) -> list[footage.Still]:
+    return [footage.Still(Path(f"s{i}.png"), None, img, 10.0) for i, img in enumerate(images)]
+
+
+def _pool(*kernels) -> KernelPool:
+    return KernelPool(torch.stack(kernels), [{"source": f"k{i}", "frame": None}
+                                             for i in range(len(kernels))], 4, {"iters": 1})
+
+
+def test_edge_check_turns_elongated_kernels_to_a_firm_reading(step_edges):
+    import math
+
+    from facesr.degrade.kernels import gaussian_kernel
+
+    stills = _stills([step_edges(60.0, seed=i) for i in range(3)])
+    turned_away = gaussian_kernel(25, 3.0, 1.3, math.radians(84))
+    round_ = gaussian_kernel(25, 2.0, 1.9, math.radians(10))
+    pool = _pool(turned_away, round_)
+    new, rec = profile.edge_check(stills, pool, turn=True)
+    assert rec["firm"] and abs(rec["reading"]["angle"] - 60) < 6
+    assert new is not None and rec["file"] == profile.TURNED_FILE
+    major, minor, angle = principal_widths(new.kernels[0])
+    assert abs(angle - rec["reading"]["angle"]) < 1.5
+    assert major == pytest.approx(3.0, abs=0.1) and minor == pytest.approx(1.3, abs=0.1)
+    assert rec["kernels"][1]["turn"] == 0.0  # round: its direction means nothing
+    assert torch.equal(new.kernels[1], round_)
+    assert new.sources[0]["turned"] == rec["kernels"][0]["turn"] < -15
+    # by default the reading is reported, nothing is turned
+    new, rec = profile.edge_check(stills, pool, turn=False)
+    assert new is None and rec["firm"] and rec["kernels"][0]["difference"] < -15
+    assert rec["kernels"][0]["turn"] == 0.0 and rec["file"] is None
+
+
+def test_edge_check_is_not_firm_on_round_blur_or_too_few_stills(step_edges):
+    import math
+
+    from facesr.degrade.kernels import gaussian_kernel
+
+    pool = _pool(gaussian_kernel(25, 3.0, 1.0, math.radians(84)))
+    new, rec = profile.edge_check(_stills([step_edges(0.0, 2.0, 2.0, seed=i)
+                                           for i in range(3)]), pool, turn=True)
+    assert new is None and not rec["firm"] and "round" in rec["why"]
+    new, rec = profile.edge_check(_stills([step_edges(60.0)] * 2), pool, turn=True)
+    assert new is None and not rec["firm"] and "fewer than 3" in rec["why"]
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    new, rec = profile.edge_check(_stills([flat] * 4), pool, turn=True)
+    assert new is None and not rec["firm"] and rec["stills"][0]["angle"] is None
+    crossed = _stills([step_edges(30.0, seed=0), step_edges(120.0, seed=1),
+                       step_edges(75.0, seed=2)])
+    new, rec = profile.edge_check(crossed, pool, turn=True)
+    assert new is None and not rec["firm"] and "disagree" in rec["why"]
+
+
+def test_kernel_angle_edges_trains_on_the_turned_pool(inputs, nearest, tmp_path, step_edges,
+                                                      run_adapt, monkeypatch):
+    import math
+
+    from facesr.degrade.kernels import gaussian_kernel
+
+    foot = tmp_path / "footage"
+    foot.mkdir()
+    for i in range(3):
+        img = (step_edges(60.0, seed=i) * 255).round().astype(np.uint8)
+        cv2.imwrite(str(foot / f"edge{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+    def kernelgan_turned_away(stills, pool_path, **kw):  # KernelGAN's seed-to-seed spread
+        pool = KernelPool(torch.stack([gaussian_kernel(25, 3.0, 1.3, math.radians(84))
+                                       for _ in stills]),
+                          [{"source": str(s.path), "frame": s.frame} for s in stills], 4,
+                          profile.kernel_settings(kw["iters"], kw["seed"]))
+        pool.save(pool_path)
+        return pool
+
+    monkeypatch.setattr(profile, "estimate_kernels", kernelgan_turned_away)
+    out = tmp_path / "cam"
+    r = run_adapt(foot, inputs[1], out, "--iterations", "1", "--kernel-angle", "edges",
+                  "--lr", "2e-4", base=nearest)
+    assert r.exit_code == 0, r.output
+    assert "kernel(s) turned" in r.output
+    cam = json.loads((out / "camera.json").read_text())
+    assert cam["profile"]["kernel_angle"] == "edges"
+    turned = out / cam["steps"]["edges"]["file"]
+    cfg = yaml.safe_load((out / "train" / "config.yaml").read_text())
+    assert Path(cfg["data"]["kernels"]) == turned.resolve()
+    assert cfg["optim"]["lr"] == 2e-4 and cam["profile"]["lr"] == 2e-4
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["files"][turned.name] == sha256_file(turned)
+    assert all(abs(k["angle"] - 60) < 6 for k in rep["kernels"])  # what training used
+    assert all(abs(principal_widths(k)[2] - 84) < 1 for k in
+               KernelPool.load(out / "kernels.safetensors").kernels)  # KernelGAN's, kept
+
+
 # ------------------------------------------------------------------ the command
 
 
@@ -198,6 +294,8 @@ def test_report_numbers_come_from_the_files_it_names(camera):
     cam = json.loads((out / "camera.json").read_text())
     comp = cam["steps"]["compression"]
     assert rep["compression"] == comp and html.escape(comp["why"]) in page
+    assert rep["edges"] == cam["steps"]["edges"] and html.escape(rep["edges"]["why"]) in page
+    assert not rep["edges"]["turn"] and rep["edges"]["file"] is None  # the default: reported
     assert comp["quality"] is None  # the fixture's footage is lossless PNG
 
 
@@ -341,6 +439,10 @@ def test_kernel_prior_is_recorded_and_a_change_is_refused(camera, inputs, neares
                   base=nearest)
     assert r.exit_code == 2
     assert "kernel_prior: default -> thin" in r.output and "Traceback" not in r.output
+    for option, change in (("--kernel-angle", "edges"), ("--lr", "2e-4")):
+        r = run_adapt(foot, faces, out, "--iterations", "2", option, change, base=nearest)
+        assert r.exit_code == 2 and "choose another --out" in r.output, option
+        assert option.lstrip("-").replace("-", "_") in r.output
 
 
 def test_footage_with_nothing_readable_fails_in_one_line(inputs, nearest, tmp_path, run_adapt):

@@ -16,6 +16,7 @@ from facesr.degrade.kernels import (
     kernel_centre,
     normalize_kernel,
     principal_widths,
+    rotate_kernel,
 )
 
 
@@ -83,3 +84,15 @@ def test_blur_preserves_flat_images() -> None:
     x = torch.full((3, 64, 64), 0.3)
     y = blur_downsample(x, gaussian_kernel(25, 2.0, 1.0, 0.3), 4)
     assert torch.allclose(y, torch.full_like(y, 0.3), atol=1e-6)
+
+
+@pytest.mark.parametrize("turn", [20.0, -35.0, 90.0])
+def test_rotate_kernel_turns_the_major_axis_and_keeps_the_widths(turn: float) -> None:
+    k = gaussian_kernel(25, 3.0, 1.0, math.radians(30))
+    major, minor, angle = principal_widths(rotate_kernel(k, turn))
+    assert (angle - (30 + turn)) % 180 == pytest.approx(0, abs=1.0) or \
+        (angle - (30 + turn)) % 180 == pytest.approx(180, abs=1.0)
+    assert major == pytest.approx(3.0, abs=0.1) and minor == pytest.approx(1.0, abs=0.1)
+    turned = rotate_kernel(k, turn)
+    assert float(turned.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert center_of_mass(turned) == pytest.approx((kernel_centre(25),) * 2, abs=0.01)

@@ -10,6 +10,9 @@ or a power cut) skips what is done and continues the rest:
 3b. ``compression``: the footage's JPEG quality, when it shows one (``profile.compression``;
    training compresses at it); a folder whose training began before this step existed records
    it as not read, and its run goes on unchanged;
+3c. ``edges``: the blur direction read from every still's step edges beside each kernel's
+   (``profile.edge_check``); with ``--kernel-angle edges`` elongated kernels are turned to a
+   firm reading (``kernels-turned.safetensors``; training and the check then use it);
 4. ``train``: the fine-tuning run, resumed from its last checkpoint for what is left of the
    budget; ``model.safetensors`` is copied out when the budget is spent (with ``--distill``:
    ``teacher.safetensors``, after ``DISTILL_SHARE`` of the minutes). While it runs, its
@@ -50,7 +53,8 @@ FACES_ENV = "FACESR_FACES"  # a folder or .txt list of clean faces: adapt's defa
 DISTILL_SHARE = 0.5  # --distill: the base's fine-tuning gets this share of --minutes
 PROGRESS_EVERY = 30.0  # seconds between records of a training run's minutes spent
 # keys newer than some camera folders
-PROFILE_DEFAULTS = {"distill": False, "student": None, "kernel_prior": "default"}
+PROFILE_DEFAULTS = {"distill": False, "student": None, "kernel_prior": "default",
+                    "kernel_angle": "kernelgan", "lr": finetune.LR}
 
 
 class AdaptError(ValueError):
@@ -71,6 +75,8 @@ class Settings:
     candidates: int = 48
     iters: int = 3000  # KernelGAN iterations per still
     kernel_prior: str = "default"  # kernelgan.PRESETS: "default" or "thin"
+    kernel_angle: str = "kernelgan"  # profile.KERNEL_ANGLES: "kernelgan" or "edges"
+    lr: float = finetune.LR  # Adam's learning rate for the fine-tune (and the distillation)
     jobs: int | None = None  # parallel KernelGAN runs (None: one per free core)
     threads: int = 1  # training threads
     precision: str = "auto"  # training arithmetic: auto, fp32, bf16 (finetune.training_precision)
@@ -83,7 +89,8 @@ class Settings:
     def profile_keys(self) -> dict:
         return {"base": self.base, "kernel_stills": self.kernel_stills,
                 "candidates": self.candidates, "iters": self.iters,
-                "kernel_prior": self.kernel_prior, "seed": self.seed,
+                "kernel_prior": self.kernel_prior, "kernel_angle": self.kernel_angle,
+                "lr": self.lr, "seed": self.seed,
                 "distill": self.distill, "student": self.student if self.distill else None}
 
 
@@ -264,6 +271,19 @@ class Camera:
             self.mark("compression", comp)
             self.say(f"compression: {comp['why']}")
 
+        if not self.done("edges"):
+            t0 = time.perf_counter()
+            turned, rec = profile.edge_check(sampled.noise_stills, KernelPool.load(kpath),
+                                             turn=s.kernel_angle == "edges")
+            if turned is not None:
+                turned.save(self.dir / profile.TURNED_FILE)
+                rec["sha256"] = sha256_file(self.dir / profile.TURNED_FILE)
+            rec["seconds"] = round(time.perf_counter() - t0, 1)
+            self.mark("edges", rec)
+            self.say(self._edge_line(rec))
+        if self.done("edges").get("file"):
+            kpath = self.dir / self.done("edges")["file"]
+
         trained = self._train(kpath, noise, prog)
         rep_path = self.dir / "report.json"
         if trained or not rep_path.is_file() or not (self.dir / "report.html").is_file():
@@ -271,6 +291,24 @@ class Camera:
         else:
             report = json.loads(rep_path.read_text(encoding="utf-8"))
         return report
+
+    @staticmethod
+    def _edge_line(rec: dict) -> str:
+        """One line on the edge check: the reading, and what was (or could be) done."""
+        if not rec["firm"]:
+            return f"edge check: no firm blur direction ({rec['why']})"
+        angle = rec["reading"]["angle"]
+        turned = [k for k in rec["kernels"] if k["turn"]]
+        if turned:
+            return (f"edge check: {rec['why']}; {len(turned)} kernel(s) turned to it (by "
+                    + ", ".join(f"{k['turn']:+.0f}" for k in turned) + " degrees)")
+        far = [k for k in rec["kernels"] if abs(k.get("difference", 0)) >= 10
+               and k["elongation"] >= profile.KERNEL_MIN_ELONGATION]
+        if far and not rec["turn"]:
+            return (f"edge check: {rec['why']}; {len(far)} KernelGAN kernel(s) point "
+                    f"elsewhere (" + ", ".join(f"{k['angle']:.0f}" for k in far)
+                    + f" degrees): --kernel-angle edges would turn them to {angle:.0f}")
+        return f"edge check: {rec['why']}; the kernels agree or are round"
 
     def _train(self, kpath: Path, noise: Path | None, prog) -> bool:
         """Fine-tune the base model within its budget (all of it, or ``DISTILL_SHARE`` of
@@ -280,7 +318,7 @@ class Camera:
         data = {"faces_list": self.dir / "faces.txt", "faces": self.faces, "kernels": kpath,
                 "noise": noise, "iterations": s.iterations, "threads": s.threads,
                 "seed": s.seed, "jpeg": self.done("compression"),
-                "precision": finetune.training_precision(s.precision)}
+                "precision": finetune.training_precision(s.precision), "lr": s.lr}
         init, base_rec = finetune.base_weights(s.base, self.dir)
         cfg = finetune.train_config(init=init, arch=base_rec["arch"], **data)
         share = DISTILL_SHARE if s.distill else 1.0

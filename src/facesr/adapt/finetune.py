@@ -10,8 +10,9 @@ checkpoints, metrics.jsonl, heldout.txt), made by :func:`train_config`:
   small);
   ``HELD_OUT`` files are held out (``heldout.txt``): the synthetic check is made on them;
 - model: the base model's architecture, initialised from its weights;
-- optimisation: Adam at a constant ``LR`` (a budget in minutes has no known end to schedule
-  towards), EMA of the weights (decay ``EMA``: short runs), the colour term of facesr-default.
+- optimisation: Adam at a constant learning rate (``LR`` unless ``--lr``: a budget in minutes
+  has no known end to schedule towards), EMA of the weights (decay ``EMA``: short runs), the
+  colour term of facesr-default.
 
 A budget in minutes (``--minutes``) ends the run at the first iteration past the budget
 (``facesr.train.loop.train``'s ``stop_when``); a re-run of ``facesr adapt`` resumes the run from
@@ -100,11 +101,12 @@ def training_precision(name: str) -> str:
 def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, noise: Path | None,
                  init: Path, arch: dict, iterations: int | None, threads: int, seed: int,
                  teacher: Path | None = None, jpeg: dict | None = None,
-                 precision: str = "fp32") -> TrainConfig:
+                 precision: str = "fp32", lr: float = LR) -> TrainConfig:
     """The fine-tuning run's config (see module docs); with ``teacher`` (a weights file), the
     distillation run's; ``jpeg``: ``profile.compression``'s record (its ``quality`` range and
     ``prob`` replace the method's JPEG 30 with probability 0.9 when found); ``precision``:
-    "fp32" or "bf16" (autocast, ``train.amp_cpu``; ``training_precision`` resolves "auto")."""
+    "fp32" or "bf16" (autocast, ``train.amp_cpu``; ``training_precision`` resolves "auto");
+    ``lr``: Adam's constant learning rate."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     n = iterations or NO_END
@@ -124,7 +126,7 @@ def train_config(*, faces_list: Path, faces: Sequence[Path], kernels: Path, nois
         "model.num_block": arch["num_block"], "model.num_feat": arch["num_feat"],
         "model.num_grow_ch": arch["num_grow_ch"], "model.scale": 4,
         "loss.l_color": 1.0, "loss.color_pool": 8,
-        "optim.lr": LR, "optim.milestones": [], "optim.betas": [0.9, 0.99],
+        "optim.lr": lr, "optim.milestones": [], "optim.betas": [0.9, 0.99],
         "train.stage": "psnr", "train.iterations": n, "train.batch": BATCH,
         "train.ema_decay": EMA, "train.checkpoint_every": every, "train.keep_checkpoints": 2,
         "train.val_every": every, "train.log_every": max(1, min(25, n)), "train.seed": seed,

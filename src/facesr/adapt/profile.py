@@ -31,6 +31,20 @@ at least ``JPEG_MIN_SHARE`` of the stills show it, training compresses at the qu
 (their range, with the share of stills that showed it as the probability) instead of the
 method's JPEG 30; otherwise (a video codec, resized frames, near-lossless JPEG, another
 encoder's tables) at the method's.
+
+Edge check (:func:`edge_check`): the blur's direction read from the step edges of every
+sampled still (``facesr.degrade.edges``) beside each KernelGAN kernel's. KernelGAN's direction
+varies from seed to seed on thin blur (``benchmarks/adapt.py``'s camera, true 60 degrees:
+estimates at 60-84 degrees); the edges of that camera's 8 stills read 57-62. The reading is
+*firm* when at least ``EDGE_MIN_STILLS`` stills give one, they agree within
+``EDGE_MAX_SPREAD`` degrees (circular spread) and the edges are clearly anisotropic (median
+anisotropy at least ``EDGE_MIN_ANISOTROPY``; a round blur's direction means nothing). With
+``--kernel-angle edges`` each elongated kernel (major/minor at least ``KERNEL_MIN_ELONGATION``)
+is turned to a firm reading when they differ by ``TURN_MIN`` degrees or more
+(``kernels-turned.safetensors``, which training then uses); by default the reading is only
+reported. It needs real step edges (buildings, signs, the rims of objects): the edges of
+textured scenes (fur, foliage, fabric) give the texture's direction, and every still of a
+static camera shows the same scene, so stills agreeing does not rule that out.
 """
 
 from __future__ import annotations
@@ -43,8 +57,9 @@ import numpy as np
 import torch
 
 from facesr.adapt.footage import Still
-from facesr.degrade import kernelgan
+from facesr.degrade import edges, kernelgan
 from facesr.degrade.jpeg import estimate_quality, file_quality
+from facesr.degrade.kernels import principal_widths, rotate_kernel
 from facesr.degrade.noise import LUMA, extract_noise_patches
 from facesr.degrade.pools import KernelPool, NoisePool, PoolError
 
@@ -62,6 +77,13 @@ MAX_PER_STILL = 64  # at most this many patches from one still (seeded choice)
 LOWFREQ_MAX, LOWFREQ_SIGMA = 0.5, 2.0  # relaxed steps: share of variance left after a blur
 JPEG_MIN_SHARE = 0.5  # stills that must show a JPEG quality for training to use it
 JPEG_STILLS = 12  # stills (spread over the sampled ones) the quality is read from
+EDGE_MIN_STILLS = 3  # edge check (module docs): stills with a reading, at least
+EDGE_MAX_SPREAD = 10.0  # their circular spread (degrees), at most
+EDGE_MIN_ANISOTROPY = 0.2  # median anisotropy, at least (camera A 0.35; the PETS clip 0.08)
+KERNEL_MIN_ELONGATION = 1.5  # a kernel's major / minor width for its direction to count
+TURN_MIN = 5.0  # smaller differences (degrees) are left alone
+KERNEL_ANGLES = ("kernelgan", "edges")  # facesr adapt --kernel-angle
+TURNED_FILE = "kernels-turned.safetensors"
 
 
 def kernel_settings(iters: int, seed: int, prior: str = "default") -> dict:
@@ -109,6 +131,59 @@ def estimate_kernels(stills: Sequence[Still], pool_path: Path, *, iters: int, se
     if not kernels:
         raise PoolError("no still to estimate a kernel from")
     return KernelPool(torch.stack(kernels), sources, 4, settings)
+
+
+def edge_check(stills: Sequence[Still], pool: KernelPool, *, turn: bool
+               ) -> tuple[KernelPool | None, dict]:
+    """The blur direction of ``stills``' step edges against ``pool``'s kernels (module docs).
+
+    Returns:
+        (the pool with its elongated kernels turned to a firm reading, or None when ``turn`` is
+        False, the reading is not firm or no kernel needed turning; the record: each still's
+        reading, the combined one, whether it is firm and why, each kernel's angle, elongation,
+        difference and turn).
+    """
+    per, readings = [], []
+    for s in stills:
+        r = edges.edge_blur(s.image)
+        per.append({"still": s.key, **(r.record() if r is not None else
+                                       {"angle": None, "why": f"fewer than {edges.MIN_EDGES} "
+                                                               "clean step edges"})})
+        if r is not None:
+            readings.append(r)
+    both = edges.combine(readings)
+    if both is None or both["stills"] < EDGE_MIN_STILLS:
+        firm, why = False, (f"{0 if both is None else both['stills']} stills with a reading, "
+                            f"fewer than {EDGE_MIN_STILLS}")
+    elif both["anisotropy"] < EDGE_MIN_ANISOTROPY:
+        firm, why = False, (f"the edges are nearly round (anisotropy {both['anisotropy']}, "
+                            f"under {EDGE_MIN_ANISOTROPY:g}): no direction to read")
+    elif both["spread"] > EDGE_MAX_SPREAD:
+        firm, why = False, (f"the stills disagree (spread {both['spread']} degrees, more than "
+                            f"{EDGE_MAX_SPREAD:g})")
+    else:
+        firm, why = True, (f"{both['stills']} stills agree on {both['angle']:.0f} degrees "
+                           f"(spread {both['spread']}, anisotropy {both['anisotropy']})")
+    rows, kernels, sources = [], [], []
+    for k, src in zip(pool.kernels, pool.sources, strict=True):
+        major, minor, angle = principal_widths(k)
+        row = {"source": src.get("source"), "frame": src.get("frame"), "angle": round(angle, 1),
+               "elongation": round(major / max(minor, 1e-6), 2), "turn": 0.0}
+        if firm:
+            row["difference"] = round(edges.angle_difference(both["angle"], angle), 1)
+            if turn and row["elongation"] >= KERNEL_MIN_ELONGATION and \
+                    abs(row["difference"]) >= TURN_MIN:
+                row["turn"] = row["difference"]
+        rows.append(row)
+        kernels.append(rotate_kernel(k, row["turn"]) if row["turn"] else k)
+        sources.append({**src, "turned": row["turn"]})
+    turned = any(r["turn"] for r in rows)
+    rec = {"stills": per, "reading": both, "firm": firm, "why": why, "turn": turn,
+           "kernels": rows, "file": TURNED_FILE if turned else None}
+    if not turned:
+        return None, rec
+    settings = {**pool.settings, "turned_to_edges": both["angle"]}
+    return KernelPool(torch.stack(kernels), sources, pool.scale, settings), rec
 
 
 def _estimate(images: list[torch.Tensor], iters: int, seed: int, jobs: int,

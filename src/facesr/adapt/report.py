@@ -1,7 +1,8 @@
 """``report.json`` and ``report.html`` of a camera folder.
 
 ``report.json`` holds every number the page shows and names the files they come from, with
-their SHA-256 (``files``): the kernel widths are computed from ``kernels.safetensors``, the
+their SHA-256 (``files``): the kernel widths are computed from the pool training used
+(``kernels.safetensors``, or ``kernels-turned.safetensors`` after the edge check turned it), the
 noise statistics from ``noise.safetensors``, the JPEG qualities are ``camera.json``'s
 compression step, the curve is ``train/metrics.jsonl`` (and ``distill/metrics.jsonl``), the
 check comes from ``model.safetensors`` and ``base.safetensors`` (and, with distillation,
@@ -51,8 +52,8 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
         return [{k: r[k] for k in keys if k in r} for r in read_jsonl(path)] \
             if path.is_file() else []
 
-    names = ["kernels.safetensors", "noise.safetensors", "model.safetensors",
-             "base.safetensors", "teacher.safetensors", "student.safetensors",
+    names = ["kernels.safetensors", "kernels-turned.safetensors", "noise.safetensors",
+             "model.safetensors", "base.safetensors", "teacher.safetensors", "student.safetensors",
              "train/metrics.jsonl", "distill/metrics.jsonl", "train/heldout.txt", "faces.txt"]
     files = {n: sha256_file(d / n) for n in names if (d / n).is_file()}
     return {"camera": str(d), "notice": NOTICE, "steps": st.get("steps", {}),
@@ -60,7 +61,7 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
             "software": st.get("software", {}), "kernels": kernels,
             "kernel_settings": dict(pools.kernels.settings),
             "noise": noise, "noise_relaxation": st["steps"]["noise"]["relaxation"],
-            "compression": st["steps"].get("compression"),
+            "compression": st["steps"].get("compression"), "edges": st["steps"].get("edges"),
             "sampled": st["steps"]["sample"]["log"], "curve": curve("train"),
             "curve_distill": curve("distill"),
             "synthetic": syn,
@@ -75,6 +76,29 @@ def _kernel_setting(ks: dict) -> str:
             f"per still, seed {ks.get('seed')}")
     extra = [f"{k} {ks[k]}" for k in ("out_crop", "w_bicubic", "w_sparse") if k in ks]
     return line + (f" ({', '.join(extra)})" if extra else "") + "."
+
+
+def _edges_html(edges: dict | None) -> str:
+    """The edge check (``camera.json``'s edges step): the reading and each kernel's turn."""
+    if not edges:
+        return ""
+    stills = "".join(
+        f"<tr><td>{_e(Path(r['still']).name)}</td><td>"
+        + ("-" if r["angle"] is None else f"{r['angle']:.0f}") + "</td><td>"
+        + ("-" if r["angle"] is None else f"{r['anisotropy']:.2f}") + "</td><td>"
+        + str(r.get("edges", "-")) + "</td></tr>" for r in edges["stills"])
+    kern = "".join(
+        f"<tr><td>{_e(Path(str(k['source'])).name)}</td><td>{k['angle']:.0f}</td>"
+        f"<td>{k['elongation']:.2f}</td><td>"
+        + ("-" if "difference" not in k else f"{k['difference']:+.0f}")
+        + f"</td><td>{k['turn']:+.0f}</td></tr>" for k in edges["kernels"])
+    mode = ("--kernel-angle edges: elongated kernels are turned to a firm reading"
+            if edges["turn"] else "--kernel-angle kernelgan: reported, not applied")
+    return (f"<h2>Blur direction from the step edges</h2><p>{_e(edges['why'])}. "
+            f"{_e(mode)}.</p><table id=\"edges\"><tr><th>still</th><th>angle (deg)</th>"
+            f"<th>anisotropy</th><th>edges</th></tr>{stills}</table>"
+            f"<table id=\"edge-kernels\"><tr><th>KernelGAN kernel</th><th>angle (deg)</th>"
+            f"<th>major/minor</th><th>edges - kernel</th><th>turned by</th></tr>{kern}</table>")
 
 
 def write(d: Path, rep: dict) -> None:
@@ -209,6 +233,7 @@ kernels, noise and compression as the model was trained (mean [95% interval]).</
 <img src="report/kernels.png" alt="kernels">
 <table id="kernels"><tr><th>source</th><th>frame</th><th>major (HR px)</th><th>minor</th>
 <th>angle (deg)</th></tr>{kern}</table>
+{_edges_html(rep.get('edges'))}
 <h2>Noise</h2>{noise_html}
 <table id="relaxation"><tr><th>mu</th><th>gamma</th><th>phi</th><th>patches</th><th>used</th>
 <th>why</th></tr>{relax}</table>

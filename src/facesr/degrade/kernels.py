@@ -56,6 +56,28 @@ def principal_widths(kernel: Tensor) -> tuple[float, float, float]:
     return float(ev[1].clamp_min(0).sqrt()), float(ev[0].clamp_min(0).sqrt()), angle
 
 
+def rotate_kernel(kernel: Tensor, degrees: float) -> Tensor:
+    """``kernel`` turned by ``degrees`` about its centre of mass, in the sense of
+    :func:`principal_widths`' angle (from +x towards +y), resampled bicubically; centred, sum 1
+    (:func:`normalize_kernel`). Mass turned beyond the square is lost.
+
+    Shape: (K, K) -> (K, K).
+    """
+    k = normalize_kernel(kernel).double()
+    size = k.shape[-1]
+    cy, cx = center_of_mass(k)
+    t = math.radians(degrees)
+    idx = torch.arange(size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(idx - cy, idx - cx, indexing="ij")
+    # each output pixel p samples the input at R(-t) (p - c) + c
+    sx = math.cos(t) * xx + math.sin(t) * yy + cx
+    sy = -math.sin(t) * xx + math.cos(t) * yy + cy
+    grid = torch.stack([sx / (size - 1) * 2 - 1, sy / (size - 1) * 2 - 1], -1)[None]
+    out = F.grid_sample(k[None, None], grid, mode="bicubic", padding_mode="zeros",
+                        align_corners=True)
+    return normalize_kernel(out[0, 0])
+
+
 def shift_kernel(kernel: Tensor, dy: float, dx: float) -> Tensor:
     """Shift a kernel by a sub-pixel amount (Fourier shift), keeping its sum."""
     k = kernel.double()
