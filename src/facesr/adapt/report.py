@@ -75,7 +75,11 @@ def _kernel_setting(ks: dict) -> str:
     line = (f"KernelGAN, {ks.get('prior', 'default')} prior, {ks.get('iters')} iterations "
             f"per still, seed {ks.get('seed')}")
     extra = [f"{k} {ks[k]}" for k in ("out_crop", "w_bicubic", "w_sparse") if k in ks]
-    return line + (f" ({', '.join(extra)})" if extra else "") + "."
+    line += (f" ({', '.join(extra)})" if extra else "") + "."
+    if "turned_to_edges" in ks:
+        line += (f" Elongated kernels turned to {ks['turned_to_edges']:.0f} degrees by the edge "
+                 "check (below); the table shows them as trained on.")
+    return line
 
 
 def _edges_html(edges: dict | None) -> str:

@@ -62,8 +62,9 @@ def adapt(
     ] = "facesr-default",
     lr: Annotated[float, typer.Option(
         "--lr", min=1e-7, max=1e-2,
-        help="Adam's learning rate for the fine-tune (constant). 2e-4 gained more than the "
-             "default in 20-minute runs from facesr-rrdb23 (README).")] = 5e-5,
+        help="Adam's learning rate of the fine-tune (and of --distill's run), constant. "
+             "2e-4 gained more than the default in 20-minute runs from facesr-rrdb23 "
+             "(README).")] = 5e-5,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for training.")] = 1,
     precision: Annotated[Precision, typer.Option(
         help="Training arithmetic: auto (bf16 autocast where the CPU computes bf16, AMX-BF16 "
