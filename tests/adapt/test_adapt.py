@@ -211,6 +211,15 @@ def test_edge_check_is_not_firm_on_round_blur_or_too_few_stills(step_edges):
     assert new is None and not rec["firm"] and "disagree" in rec["why"]
 
 
+def test_an_unknown_kernel_angle_is_refused(inputs, tmp_path):
+    from facesr.adapt.camera import AdaptError, Camera, Settings
+
+    s = Settings(footage=[inputs[0]], out=tmp_path / "cam", hq=[inputs[1]], kernel_angle="x")
+    with pytest.raises(AdaptError, match="kernel angle must be one of kernelgan, edges"):
+        Camera(s, print).open()
+    assert not (tmp_path / "cam").exists()
+
+
 def test_kernel_angle_edges_trains_on_the_turned_pool(inputs, nearest, tmp_path, step_edges,
                                                       run_adapt, monkeypatch):
     import math

@@ -142,6 +142,9 @@ class Camera:
     # ----------------------------------------------------------------- camera.json
     def open(self) -> None:
         s = self.s
+        if s.kernel_angle not in profile.KERNEL_ANGLES:
+            raise AdaptError(f"kernel angle must be one of {', '.join(profile.KERNEL_ANGLES)}, "
+                             f"got {s.kernel_angle!r}")
         if s.distill and s.student == s.base:
             raise AdaptError(f"--distill: the base ({s.base}) is the student itself; give a "
                              "larger --base (e.g. facesr-rrdb23) or leave --distill out")

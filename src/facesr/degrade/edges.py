@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facesr.io import luma
+
 PERCENTILE = 90  # edge pixels: gradient magnitude above this percentile of the picture's
 STEP_SPAN = 3  # pixels out along the normal where the flat ground on each side is read
 FLAT = 0.15  # the ground is flat when it changes by less than this share of the step
@@ -61,7 +63,7 @@ def edge_blur(image: np.ndarray) -> EdgeBlur | None:
     Shape: (H, W, 3) RGB or (H, W) luma, float in [0, 1].
     """
     img = np.asarray(image, np.float32)
-    y = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    y = luma(img) if img.ndim == 3 else img
     gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3) / 8
     mag = np.hypot(gx, gy)
@@ -80,9 +82,10 @@ def edge_blur(image: np.ndarray) -> EdgeBlur | None:
         return _bilinear(src, xs + r * nx, ys + r * ny)
 
     peak = (m0 >= at(mag, 1.0)) & (m0 >= at(mag, -1.0))
-    step = np.abs(at(y, d) - at(y, -d))
-    flat = (np.abs(at(y, d + 1) - at(y, d)) < FLAT * step) & \
-        (np.abs(at(y, -d - 1) - at(y, -d)) < FLAT * step)
+    ahead, behind = at(y, d), at(y, -d)
+    step = np.abs(ahead - behind)
+    flat = (np.abs(at(y, d + 1) - ahead) < FLAT * step) & \
+        (np.abs(at(y, -d - 1) - behind) < FLAT * step)
     ok = peak & flat & (step > MIN_STEP)
     if int(ok.sum()) < MIN_EDGES:
         return None
@@ -100,7 +103,8 @@ def edge_blur(image: np.ndarray) -> EdgeBlur | None:
 
 
 def _bilinear(src: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``src`` at the points (x, y), bilinear, the points at least a pixel inside."""
+    """``src`` at the points (x, y), bilinear, the points at least a pixel inside (not
+    ``cv2.remap``: it takes at most 32767 points a row, fewer than a frame's edge pixels)."""
     x0, y0 = np.floor(x).astype(np.intp), np.floor(y).astype(np.intp)
     fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
     top = src[y0, x0] * (1 - fx) + src[y0, x0 + 1] * fx

@@ -28,7 +28,6 @@ identity figure of a model trained with this loss beside the pictures and the ot
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import re
@@ -200,16 +199,11 @@ def face_chip_map(image: np.ndarray, model: IdentityModel | None = None) -> np.n
     metric's :class:`~facesr.metrics.identity.IdentityModel` (default: ``load_identity()``),
     so the loss aligns the very face the metric judges."""
     if model is None:
-        model = _identity_model()
+        from facesr.metrics import shared_identity
+
+        model = shared_identity()
     rgb = image.astype(np.float32) / 255.0
     return chip_affine(model.points(rgb, model.face_box(rgb)))
-
-
-@functools.lru_cache(maxsize=1)
-def _identity_model() -> IdentityModel:
-    from facesr.metrics.identity import load_identity
-
-    return load_identity()
 
 
 def extract_chips(images: Tensor, maps: Tensor, size: int = CHIP) -> Tensor:

@@ -130,8 +130,9 @@ def _learned(load: Callable[..., Any], fn: Callable[..., Tensor]
     return build
 
 
-# identity and identity_same (two Scorers in a benchmark) share one model and its cache
-_shared_identity = functools.lru_cache(maxsize=4)(load_identity)
+# identity and identity_same (two Scorers in a benchmark) and the identity loss's face finding
+# (facesr.losses.identity.face_chip_map) share one model and its cache
+shared_identity = functools.lru_cache(maxsize=4)(load_identity)
 
 
 def _build_unavailable(metric: str, file: str) -> Callable[[dict[str, Any]], Any]:
@@ -194,9 +195,9 @@ METRICS: dict[str, MetricSpec] = {
                         dists, _learned(load_dists, dists)),
     # King, dlib's face recognition ResNet; same person below 0.6 (dlib's documentation)
     "identity": MetricSpec("lower", (0.0, 2.0), True, _IDENTITY_WEIGHTS, identity,
-                           _learned(_shared_identity, identity)),
+                           _learned(shared_identity, identity)),
     "identity_same": MetricSpec("higher", (0.0, 1.0), True, _IDENTITY_WEIGHTS, identity_same,
-                                _learned(_shared_identity, identity_same)),
+                                _learned(shared_identity, identity_same)),
     # Ma, Yang, Yang, Yang, "Learning a no-reference quality metric for single-image
     # super-resolution", CVIU 2017 (the authors' MATLAB release).
     "nrqm": MetricSpec("higher", (0.0, 10.0), False, "NRQM_model.mat (shared/weights/nrqm/)",
