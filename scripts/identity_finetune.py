@@ -9,10 +9,14 @@ scaled to the face size, ``--blur``), then minimises
     l_pix * L1 + l_color * colour (8x8 block means) + l_id * identity distance
 
 where identity is the distance of dlib's 128-d descriptors of the output and the clean face,
-both cut with the clean face's chip transform (``facesr.losses.identity``). Checkpoints
+both cut with the clean face's chip transform (``facesr.losses.identity``), or with
+``--id-net mobilefacenet`` MobileFaceNet's (``facesr.losses.mobilefacenet``; a network that is
+not the identity metric's judge), its distance scaled to dlib's units. Checkpoints
 (fp16 safetensors, RRDBNet names) every ``--every`` iterations go to ``--out``.
 
     python scripts/identity_finetune.py --init facesr-gan --out runs/id-gan --iters 300
+    python scripts/identity_finetune.py --init facesr-gan --out runs/id-mfn --iters 300 \
+        --id-net mobilefacenet:PATH/mobilefacenet.json     # train against another network
 
 Training faces: ``configs/splits/sharp-train.txt`` (the London portraits facesr-gan's sharp
 targets came from) and ``--utk N`` UTKFace faces outside ``utk-val``/``utk-test`` (the shared copy
@@ -33,6 +37,7 @@ import torch
 from facesr.degrade.degradation import DegradeConfig, Pools, degrade_batch, sample_degradation
 from facesr.io import read_image_array, to_tensor, to_uint8
 from facesr.losses.identity import DlibFaceID, face_chip_map, identity_loss
+from facesr.losses.mobilefacenet import MobileFaceNetID
 from facesr.metrics.identity import find_identity_models
 from facesr.models import zoo
 from facesr.models.rrdb import save_rrdb
@@ -56,13 +61,15 @@ def faces(n_utk: int, seed: int) -> list[Path]:
     return train + [utk[i] for i in sorted(pick)]
 
 
-def prepare(paths: list[Path], hr: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean faces at ``hr`` px and their chip maps (the face the identity metric scores)."""
+def prepare(paths: list[Path], hr: int, chip_map) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean faces at ``hr`` px and their chip maps for the identity network (``chip_map``)
+    of the face the identity metric scores."""
     imgs, maps = [], []
     for p in paths:
         img = cv2.resize(read_image_array(p), (hr, hr), interpolation=cv2.INTER_AREA)
         imgs.append(to_tensor(img))
-        maps.append(torch.from_numpy(face_chip_map(np.ascontiguousarray(to_uint8(img)))).float())
+        maps.append(torch.from_numpy(face_chip_map(np.ascontiguousarray(to_uint8(img)),
+                                                  chip_map=chip_map)).float())
     return torch.stack(imgs), torch.stack(maps)
 
 
@@ -78,7 +85,14 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--l-pix", type=float, default=1.0)
     ap.add_argument("--l-color", type=float, default=1.0)
-    ap.add_argument("--l-id", type=float, default=0.1)
+    ap.add_argument("--l-id", type=float, default=0.1,
+                    help="weight of the identity distance, in dlib's units (another "
+                         "network's distance is scaled by dlib's mean different-person "
+                         "distance over its own)")
+    ap.add_argument("--id-net", default="dlib",
+                    help="the network the identity term trains against: dlib (the identity "
+                         "metric's own) or mobilefacenet[:PATH] (facesr.losses.mobilefacenet: "
+                         "not the judge)")
     ap.add_argument("--utk", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -88,9 +102,15 @@ def main() -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     g, _ = zoo.load(a.init)
     g.train().requires_grad_(True)
-    net = DlibFaceID(find_identity_models()[1]).eval()
+    if a.id_net == "dlib":
+        net = DlibFaceID(find_identity_models()[1]).eval()
+    elif a.id_net.split(":", 1)[0] == "mobilefacenet":
+        net = MobileFaceNetID(a.id_net.split(":", 1)[1] if ":" in a.id_net else None).eval()
+    else:
+        ap.error(f"--id-net: dlib or mobilefacenet[:PATH], not {a.id_net!r}")
+    id_scale = DlibFaceID.different / net.different
     t0 = time.time()
-    hr_all, maps = prepare(faces(a.utk, a.seed), a.hr)
+    hr_all, maps = prepare(faces(a.utk, a.seed), a.hr, net.chip_map)
     print(f"{len(hr_all)} training faces at {a.hr} px ({time.time() - t0:.0f} s)", flush=True)
     cfg = DegradeConfig(kernel="gaussian", noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0,
                         blur_sigma=tuple(a.blur))
@@ -105,7 +125,7 @@ def main() -> int:
         sr = g(lr)
         pix = (sr - hr).abs().mean()
         col = color_loss(sr, hr)
-        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx])
+        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx]) * id_scale
         loss = a.l_pix * pix + a.l_color * col + a.l_id * ident
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,7 +138,7 @@ def main() -> int:
         if it % a.every == 0 or it == a.iters:
             save_rrdb(a.out / f"G_{it:06d}.safetensors", g, dtype=torch.float16,
                       source=f"scripts/identity_finetune.py from {a.init}, {it} iterations, "
-                             f"l_id {a.l_id}")
+                             f"l_id {a.l_id} against {a.id_net}")
     return 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,7 +129,15 @@ def _add(a: Tensor, b: Tensor) -> Tensor:
 
 
 class DlibFaceID(nn.Module):
-    """dlib's face recognition ResNet: (N, 3, 150, 150) RGB chips in [0, 1] -> (N, 128)."""
+    """dlib's face recognition ResNet: (N, 3, 150, 150) RGB chips in [0, 1] -> (N, 128).
+
+    ``chip`` (its chips' size) and :meth:`chip_map` (landmarks -> chip map) say how to cut its
+    chips; :class:`~facesr.losses.mobilefacenet.MobileFaceNetID` has the same two.
+    ``different``: its mean distance between different people (0.85 on the sharp-train
+    portraits; for scaling a loss)."""
+
+    chip = CHIP
+    different = 0.846
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__()
@@ -166,6 +175,10 @@ class DlibFaceID(nn.Module):
             x = F.relu(_add(y, shortcut))
         return x.mean((2, 3)) @ self.fc
 
+    @staticmethod
+    def chip_map(points: np.ndarray | list) -> np.ndarray:
+        return chip_affine(points)
+
 
 def chip_affine(points: np.ndarray | list, size: int = CHIP, padding: float = PADDING
                 ) -> np.ndarray:
@@ -192,18 +205,19 @@ def chip_affine(points: np.ndarray | list, size: int = CHIP, padding: float = PA
     return a.T  # (2, 3)
 
 
-def face_chip_map(image: np.ndarray, model: IdentityModel | None = None) -> np.ndarray:
-    """:func:`chip_affine` of the face the identity metric scores in an 8-bit RGB HWC image:
-    ``model.face_box`` (the largest face facesr's default detector finds, else the metric's
-    fallback box) and the five landmarks ``model.points`` finds in it. ``model``: the
-    metric's :class:`~facesr.metrics.identity.IdentityModel` (default: ``load_identity()``),
-    so the loss aligns the very face the metric judges."""
+def face_chip_map(image: np.ndarray, model: IdentityModel | None = None,
+                  chip_map: Callable[[list], np.ndarray] = chip_affine) -> np.ndarray:
+    """:func:`chip_affine` (or another network's ``chip_map``) of the face the identity metric
+    scores in an 8-bit RGB HWC image: ``model.face_box`` (the largest face facesr's default
+    detector finds, else the metric's fallback box) and the five landmarks ``model.points``
+    finds in it. ``model``: the metric's :class:`~facesr.metrics.identity.IdentityModel`
+    (default: ``load_identity()``), so the loss aligns the very face the metric judges."""
     if model is None:
         from facesr.metrics import shared_identity
 
         model = shared_identity()
     rgb = image.astype(np.float32) / 255.0
-    return chip_affine(model.points(rgb, model.face_box(rgb)))
+    return chip_map(model.points(rgb, model.face_box(rgb)))
 
 
 def extract_chips(images: Tensor, maps: Tensor, size: int = CHIP) -> Tensor:
@@ -220,10 +234,13 @@ def extract_chips(images: Tensor, maps: Tensor, size: int = CHIP) -> Tensor:
                          padding_mode="border", align_corners=True)
 
 
-def identity_loss(net: DlibFaceID, sr: Tensor, hr: Tensor, maps: Tensor) -> Tensor:
+def identity_loss(net: nn.Module, sr: Tensor, hr: Tensor, maps: Tensor) -> Tensor:
     """Mean descriptor distance of ``sr`` to ``hr`` (the clean faces, no gradient), both cut
-    into chips with ``maps``. Shape: (N, 3, H, W) twice, (N, 2, 3) -> scalar."""
+    into ``net.chip``-px chips with ``maps`` (from ``net.chip_map``; :class:`DlibFaceID` or
+    :class:`~facesr.losses.mobilefacenet.MobileFaceNetID`). Shape: (N, 3, H, W) twice,
+    (N, 2, 3) -> scalar."""
+    size = getattr(net, "chip", CHIP)
     with torch.no_grad():
-        ref = net(extract_chips(hr.float(), maps))
-    out = net(extract_chips(sr.float(), maps))
+        ref = net(extract_chips(hr.float(), maps, size))
+    out = net(extract_chips(sr.float(), maps, size))
     return (out - ref).pow(2).sum(1).add(1e-12).sqrt().mean()
