@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         TRUE_KERNEL = tuple(float(v) for v in args.kernel.split(","))
     NOISE, JPEG = args.noise, args.jpeg
     torch.set_num_threads(1)
+    from facesr.adapt.camera import PROFILE_DEFAULTS
     from facesr.degrade.jpeg import quantize8
     from facesr.degrade.kernelgan import centred_l2
     from facesr.degrade.kernels import bicubic_kernel, gaussian_kernel
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                      "kernel_seconds": camera_json["steps"]["kernels"]["seconds"],
                      "kernel_jobs": camera_json["steps"]["kernels"].get("jobs"),
                      "precision": train.get("precision", ["fp32"]),
-                     "lr": camera_json["profile"].get("lr", 5e-5)},
+                     "lr": camera_json["profile"].get("lr", PROFILE_DEFAULTS["lr"])},
            "faces": len(rows), "methods": table, "paired": paired}
     (out / "results.json").write_text(json.dumps(res, indent=2))
     print(f"\n(a) kernels: {len(l2)} estimates, centred L2 to the true kernel: mean "

@@ -18,6 +18,7 @@ import html
 import json
 from pathlib import Path
 
+from facesr.adapt.profile import TURNED_FILE
 from facesr.degrade.degradation import Pools
 from facesr.degrade.kernels import principal_widths
 from facesr.degrade.pools import pool_picture
@@ -52,7 +53,7 @@ def build(camera, syn: dict, real: dict, pools: Pools) -> dict:
         return [{k: r[k] for k in keys if k in r} for r in read_jsonl(path)] \
             if path.is_file() else []
 
-    names = ["kernels.safetensors", "kernels-turned.safetensors", "noise.safetensors",
+    names = ["kernels.safetensors", TURNED_FILE, "noise.safetensors",
              "model.safetensors", "base.safetensors", "teacher.safetensors", "student.safetensors",
              "train/metrics.jsonl", "distill/metrics.jsonl", "train/heldout.txt", "faces.txt"]
     files = {n: sha256_file(d / n) for n in names if (d / n).is_file()}

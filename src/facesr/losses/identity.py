@@ -239,7 +239,7 @@ def identity_loss(net: nn.Module, sr: Tensor, hr: Tensor, maps: Tensor) -> Tenso
     into ``net.chip``-px chips with ``maps`` (from ``net.chip_map``; :class:`DlibFaceID` or
     :class:`~facesr.losses.mobilefacenet.MobileFaceNetID`). Shape: (N, 3, H, W) twice,
     (N, 2, 3) -> scalar."""
-    size = getattr(net, "chip", CHIP)
+    size = net.chip
     with torch.no_grad():
         ref = net(extract_chips(hr.float(), maps, size))
     out = net(extract_chips(sr.float(), maps, size))
