@@ -17,6 +17,12 @@ not the identity metric's judge), its distance scaled to dlib's units. Checkpoin
     python scripts/identity_finetune.py --init facesr-gan --out runs/id-gan --iters 300
     python scripts/identity_finetune.py --init facesr-gan --out runs/id-mfn --iters 300 \
         --id-net mobilefacenet:PATH/mobilefacenet.json     # train against another network
+    python scripts/identity_finetune.py ... --camera configs/cpu-gan.yaml --camera-prob 0.5
+
+With ``--camera CONFIG`` a share ``--camera-prob`` of the faces is degraded instead as that
+training config's ``data`` section says (its preset, ``degrade`` overrides, kernel and noise
+pools: for ``configs/cpu-gan.yaml`` the GAN stage's footage kernels and camera noise), so the
+fine-tune also sees the camera degradations the model has to serve on real crops.
 
 Training faces: ``configs/splits/sharp-train.txt`` (the London portraits facesr-gan's sharp
 targets came from) and ``--utk N`` UTKFace faces outside ``utk-val``/``utk-test`` (the shared copy
@@ -34,6 +40,7 @@ import cv2
 import numpy as np
 import torch
 
+from facesr.data.inputs import load_pools
 from facesr.degrade.degradation import DegradeConfig, Pools, degrade_batch, sample_degradation
 from facesr.io import read_image_array, to_tensor, to_uint8
 from facesr.losses.identity import DlibFaceID, face_chip_map, identity_loss
@@ -41,6 +48,7 @@ from facesr.losses.mobilefacenet import MobileFaceNetID
 from facesr.metrics.identity import find_identity_models
 from facesr.models import zoo
 from facesr.models.rrdb import save_rrdb
+from facesr.train.config import load_config
 from facesr.train.steps import color_loss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +101,10 @@ def main() -> int:
                     help="the network the identity term trains against: dlib (the identity "
                          "metric's own) or mobilefacenet[:PATH] (facesr.losses.mobilefacenet: "
                          "not the judge)")
+    ap.add_argument("--camera", type=Path, default=None, metavar="CONFIG",
+                    help="a training config whose data section (preset, degrade, kernels, "
+                         "noise) degrades a share --camera-prob of the faces")
+    ap.add_argument("--camera-prob", type=float, default=0.5)
     ap.add_argument("--utk", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -114,6 +126,10 @@ def main() -> int:
     print(f"{len(hr_all)} training faces at {a.hr} px ({time.time() - t0:.0f} s)", flush=True)
     cfg = DegradeConfig(kernel="gaussian", noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0,
                         blur_sigma=tuple(a.blur))
+    camera = None
+    if a.camera is not None:
+        data = load_config(a.camera).data
+        camera = (data.degradation(), load_pools(data.degradation(), data.kernels, data.noise))
     opt = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng(a.seed)
     lr_size = (a.hr // 4, a.hr // 4)
@@ -121,7 +137,9 @@ def main() -> int:
     for it in range(1, a.iters + 1):
         idx = rng.choice(len(hr_all), size=a.batch, replace=False)
         hr = hr_all[idx]
-        lr = degrade_batch(hr, [sample_degradation(rng, Pools(), cfg, lr_size) for _ in idx])
+        draws = [camera if camera is not None and rng.random() < a.camera_prob
+                 else (cfg, Pools()) for _ in idx]
+        lr = degrade_batch(hr, [sample_degradation(rng, pools, c, lr_size) for c, pools in draws])
         sr = g(lr)
         pix = (sr - hr).abs().mean()
         col = color_loss(sr, hr)
@@ -138,7 +156,9 @@ def main() -> int:
         if it % a.every == 0 or it == a.iters:
             save_rrdb(a.out / f"G_{it:06d}.safetensors", g, dtype=torch.float16,
                       source=f"scripts/identity_finetune.py from {a.init}, {it} iterations, "
-                             f"l_id {a.l_id} against {a.id_net}")
+                             f"l_id {a.l_id} against {a.id_net}"
+                             + (f", {a.camera_prob:g} of faces degraded as {a.camera}"
+                                if camera is not None else ""))
     return 0
 
 

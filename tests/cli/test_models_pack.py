@@ -51,7 +51,7 @@ def test_interpolate_blends_every_weight_and_refuses_other_architectures(tmp_pat
     torch.manual_seed(1)
     b = save_rrdb(tmp_path / "b.safetensors", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4))
     sa, sb = load_rrdb(a).state_dict(), load_rrdb(b).state_dict()
-    for alpha in (0.0, 0.3, 1.0):
+    for alpha in (0.0, 0.3, 1.0, 2.0, -0.5):  # beyond [0, 1]: extrapolation
         out = tmp_path / f"i{alpha}.safetensors"
         r = runner.invoke(app, ["models", "interpolate", str(a), str(b), "--alpha", str(alpha),
                                 "--out", str(out), "--dtype", "fp32"])
@@ -66,6 +66,20 @@ def test_interpolate_blends_every_weight_and_refuses_other_architectures(tmp_pat
                             "--out", str(tmp_path / "x.safetensors")])
     assert r.exit_code == 1 and "different architectures" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "x.safetensors").exists()
-    r = runner.invoke(app, ["models", "interpolate", str(a), str(b), "--alpha", "1.5",
+    r = runner.invoke(app, ["models", "interpolate", str(a), str(b), "--alpha", "2.5",
                             "--out", str(tmp_path / "y.safetensors")])
     assert r.exit_code == 2 and not (tmp_path / "y.safetensors").exists()
+
+
+def test_interpolate_alpha_2_takes_the_other_end_back_out_of_a_mix(tmp_path: Path) -> None:
+    a = _model(tmp_path)
+    torch.manual_seed(2)
+    c = save_rrdb(tmp_path / "c.safetensors", RRDBNet(num_feat=8, num_block=1, num_grow_ch=4))
+    mix, back = tmp_path / "mix.safetensors", tmp_path / "back.safetensors"
+    for args in ([str(a), str(c), "--alpha", "0.5", "--out", str(mix)],
+                 [str(mix), str(a), "--alpha", "2", "--out", str(back)]):
+        r = runner.invoke(app, ["models", "interpolate", *args, "--dtype", "fp32"])
+        assert r.exit_code == 0, r.output
+    sc = load_rrdb(c).state_dict()
+    for k, v in load_rrdb(back).state_dict().items():
+        assert torch.allclose(v, sc[k], atol=1e-5), k

@@ -105,7 +105,9 @@ def interpolate(
     b: Annotated[str, typer.Argument(help="The model weighted by 1 - alpha, of the same "
                                           "architecture (e.g. a GAN-stage model).")],
     *,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of A.")],
+    alpha: Annotated[float, typer.Option(
+        min=-1.0, max=2.0, help="Weight of A; above 1 extrapolates past A, away from B (2 with "
+                                "A a half-and-half mix of B and C gives C back).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Safetensors file to write.")],
     dtype: Annotated[str, typer.Option(help="Stored precision: fp16 or fp32.")] = "fp16",
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
@@ -114,7 +116,9 @@ def interpolate(
 
     Between a faithful (L1) model and a GAN-stage one of the same architecture, alpha picks
     a point between fidelity and texture without training; facesr-gan is made this way (its
-    model card has the sweep). The file records both sources and alpha.
+    model card has the sweep). The file records both sources and alpha. --alpha 2 takes the
+    faithful end back out of a half-and-half mix: `facesr models interpolate facesr-gan
+    facesr-rrdb23 --alpha 2 --dtype fp32 --out G.safetensors` is facesr-gan's GAN generator.
     """
     from facesr.models.rrdb import interpolate as interp
     from facesr.models.zoo import load

@@ -411,12 +411,16 @@ def interpolate(a: RRDBNet, b: RRDBNet, alpha: float) -> RRDBNet:
     GAN-stage one fine-tuned from it (or its ancestor), ``alpha`` trades fidelity for texture
     smoothly, without the noise a pixel-wise blend of the two outputs keeps.
 
+    ``alpha`` in (1, 2] extrapolates past ``a``, away from ``b`` (and [-1, 0) past ``b``): with
+    ``a`` itself a half-and-half mix of ``b`` and a third network ``c``, ``alpha = 2`` gives ``c``
+    back (up to the stored precision).
+
     Raises:
         ValueError: the architectures differ (parameter-wise interpolation needs one shape), or
-            ``alpha`` is outside [0, 1].
+            ``alpha`` is outside [-1, 2].
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not -1.0 <= alpha <= 2.0:
+        raise ValueError(f"alpha must be in [-1, 2], got {alpha}")
     if a.arch() != b.arch():
         raise ValueError(f"different architectures: {a.arch()} and {b.arch()}; network "
                          "interpolation needs two networks of one architecture")
