@@ -116,9 +116,8 @@ def interpolate(
 
     Between a faithful (L1) model and a GAN-stage one of the same architecture, alpha picks
     a point between fidelity and texture without training; facesr-gan is made this way (its
-    model card has the sweep). The file records both sources and alpha. --alpha 2 takes the
-    faithful end back out of a half-and-half mix: `facesr models interpolate facesr-gan
-    facesr-rrdb23 --alpha 2 --dtype fp32 --out G.safetensors` is facesr-gan's GAN generator.
+    model card has the sweep). The file records both sources and alpha. --alpha 2 takes one
+    end back out of a half-and-half mix: with A = 0.5 x B + 0.5 x C, it gives C.
     """
     from facesr.models.rrdb import interpolate as interp
     from facesr.models.zoo import load
