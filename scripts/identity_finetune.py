@@ -109,6 +109,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
+    if not 0.0 <= a.camera_prob <= 1.0:
+        ap.error(f"--camera-prob must be in [0, 1], got {a.camera_prob}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
