@@ -131,7 +131,8 @@ def main() -> int:
     camera = None
     if a.camera is not None:
         data = load_config(a.camera).data
-        camera = (data.degradation(), load_pools(data.degradation(), data.kernels, data.noise))
+        camera_cfg = data.degradation()
+        camera = (camera_cfg, load_pools(camera_cfg, data.kernels, data.noise))
     opt = torch.optim.Adam(g.parameters(), lr=a.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng(a.seed)
     lr_size = (a.hr // 4, a.hr // 4)
