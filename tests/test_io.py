@@ -121,6 +121,44 @@ def test_the_atomic_writers_temporary_names_are_partial(tmp_path: Path,
         assert not io.is_partial(name)
 
 
+def test_a_signal_handled_during_an_atomic_write_waits_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal the OS took just before the write has its Python handler run whenever the
+    interpreter gets round to it, e.g. right after ``mkstemp``: the handler installed then must
+    not raise (CI once saw SIGTERM leave a ``.part``); the original one runs after the write,
+    and also when the write fails."""
+    import signal
+    import tempfile
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stop(signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    real = tempfile.mkstemp
+
+    def mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
+        made = real(*args, **kwargs)
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # as Python runs a pending one
+        return made
+
+    try:
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        with pytest.raises(Stop):
+            io.atomic_write_bytes(tmp_path / "a.json", b"{}")
+        assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # whole, and no .part
+        assert (tmp_path / "a.json").read_bytes() == b"{}"
+        assert signal.getsignal(signal.SIGTERM) is stop
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("disk")))
+        with pytest.raises(Stop):  # the write failed, and the signal is not lost
+            io.atomic_write_bytes(tmp_path / "b.json", b"{}")
+        assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def _video(path: Path, n: int = 9) -> None:
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 24))
     for i in range(n):

@@ -317,18 +317,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Block SIGINT and SIGTERM in the main thread for the block (their handlers run right
-    after it): a handler that raises between ``mkstemp`` and the ``try`` would leave a
-    ``.part`` file behind."""
+    """Hold SIGINT and SIGTERM back in the main thread for the block, then act on them: a
+    handler that raises between ``mkstemp`` and the ``try`` would leave a ``.part`` file behind.
+
+    Blocking the signals (``pthread_sigmask``) is not enough: a signal that arrived just before
+    the block has already been taken by the OS, and Python runs the handler installed *when it
+    gets round to it*, which can be inside the block. So Python handlers are swapped for one
+    that only records the signal, and the original handlers are called after the block; the
+    mask keeps default-action signals (SIG_DFL) from killing the process mid-write.
+    """
     if threading.current_thread() is not threading.main_thread() or \
             not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[tuple[int, object]] = []
+    swapped: dict[int, Callable] = {}
     try:
-        yield
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                swapped[signum] = handler
+                signal.signal(signum, lambda n, frame: caught.append((n, frame)))
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in swapped.items():
+            signal.signal(signum, handler)
+        for signum, frame in caught:  # also after an error: a Ctrl-C is never lost; the
+            swapped[signum](signum, frame)  # first handler that raises ends the replay
 
 
 def _current_umask() -> int:
