@@ -18,6 +18,10 @@ Methods, all scored against the reference's HR face (PSNR on Y, BT.601, 4 px bor
 - ``ibp``: ``burst-refine0``, then 1..``--ibp`` iterations of
   ``facesr.infer.burst.back_project`` (``--step``, ``--sigma``, ``--down``), each scored
   (``ibp1``..``ibpK``); the time of ``ibpK`` includes the model's.
+- ``oracle-in``, ``oracle-bp``, ``oracle-both``: where the frames' JPEG costs ``burst``
+  (oracles, not methods: they see each frame as it was before JPEG, with the same noise):
+  ``burst`` with the model's input fused from those frames, with back-projection onto them,
+  or both.
 
 The last column counts the faces where a method beats ``burst-refine0`` (``burst`` when
 that is not run).
@@ -36,6 +40,7 @@ LPIPS (with ``--weights``), the identity metrics where the ``identity`` extra is
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -48,7 +53,7 @@ import torch.nn.functional as F
 import facesr
 from facesr.data.inputs import hq_files
 from facesr.degrade.jpeg import jpeg_roundtrip
-from facesr.infer.burst import back_project, fuse
+from facesr.infer.burst import REFINE, back_project, fuse
 from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
@@ -163,7 +168,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="bicubic,single,burst-mean,burst-refine0,burst",
                     help="comma-separated subset of bicubic,single,burst-mean,burst-refine0,"
-                    "burst,ibp")
+                    "burst,ibp,oracle-in,oracle-bp,oracle-both")
     ap.add_argument("--ibp", type=int, default=5, help="ibp: back-projection iterations "
                     "after upscale_burst, each scored (ibp1..ibpK)")
     ap.add_argument("--step", type=float, default=0.5, help="ibp step size")
@@ -200,8 +205,12 @@ def main() -> None:
     times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
     for f, scene in zip(files, scenes, strict=True):
+        twin = copy.deepcopy(rng)  # the same draws again: the frames before their JPEG
         hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene, noise=args.noise,
                                  jpeg=args.jpeg)
+        if any(m.startswith("oracle-") for m in methods):
+            pre = hr_and_burst(f, args.frames, twin, args.rotate, scene, noise=args.noise,
+                               jpeg=0)[1]
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
@@ -218,6 +227,13 @@ def main() -> None:
                 if m == "burst":
                     ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
                     rejected += len(res.rejected)
+            elif m in ("oracle-in", "oracle-bp", "oracle-both"):
+                src = pre if m != "oracle-bp" else crops
+                data = pre if m != "oracle-in" else crops
+                res = facesr.upscale_burst(src, model=net, burst_model=bnet, refine=0)
+                sr = back_project(res.image, [data[i] for i, _, _ in res.views],
+                                  [w for _, w, _ in res.views],
+                                  weights=[wt for _, _, wt in res.views], iterations=REFINE)[-1]
             elif m == "ibp":
                 res = facesr.upscale_burst(crops, model=net, burst_model=bnet, refine=0)
                 t1 = time.perf_counter() - t0

@@ -108,14 +108,18 @@ def main() -> int:
     ap.add_argument("--utk", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu",
+                    help="where the generator and the identity network run (cpu, cuda); "
+                         "faces are degraded on the CPU")
     a = ap.parse_args()
     if not 0.0 <= a.camera_prob <= 1.0:
         ap.error(f"--camera-prob must be in [0, 1], got {a.camera_prob}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(a.device)
     g, _ = zoo.load(a.init)
-    g.train().requires_grad_(True)
+    g.to(device).train().requires_grad_(True)
     if a.id_net == "dlib":
         net = DlibFaceID(find_identity_models()[1]).eval()
     elif a.id_net.split(":", 1)[0] == "mobilefacenet":
@@ -123,6 +127,7 @@ def main() -> int:
     else:
         ap.error(f"--id-net: dlib or mobilefacenet[:PATH], not {a.id_net!r}")
     id_scale = DlibFaceID.different / net.different
+    net.to(device)
     t0 = time.time()
     hr_all, maps = prepare(faces(a.utk, a.seed), a.hr, net.chip_map)
     print(f"{len(hr_all)} training faces at {a.hr} px ({time.time() - t0:.0f} s)", flush=True)
@@ -143,10 +148,11 @@ def main() -> int:
         draws = [camera if camera is not None and rng.random() < a.camera_prob
                  else (cfg, Pools()) for _ in idx]
         lr = degrade_batch(hr, [sample_degradation(rng, pools, c, lr_size) for c, pools in draws])
+        lr, hr = lr.to(device), hr.to(device)
         sr = g(lr)
         pix = (sr - hr).abs().mean()
         col = color_loss(sr, hr)
-        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx]) * id_scale
+        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx].to(device)) * id_scale
         loss = a.l_pix * pix + a.l_color * col + a.l_id * ident
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -153,3 +153,23 @@ def test_a_loaded_model_does_not_change_when_its_file_is_overwritten(tmp_path) -
             shutil.copyfileobj(src, dst)
         after = model(x)
     assert torch.equal(before, after)
+
+
+def test_widening_the_growth_keeps_the_function_and_trains_the_new_channels(one_thread) -> None:
+    from facesr.models.rrdb import widen_growth
+
+    torch.manual_seed(0)
+    small = RRDBNet(num_feat=8, num_block=2, num_grow_ch=4).eval()
+    wide = widen_growth(small, 8).eval()
+    assert wide.arch() == {**small.arch(), "num_grow_ch": 8}
+    x = torch.rand(2, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.allclose(wide(x), small(x), atol=1e-6)
+    loss = (wide(x) - torch.rand(2, 3, 48, 40)).abs().mean()
+    loss.backward()
+    conv2 = wide.body[0].rdb1.conv2
+    # the weights that read the new channels of x1 (zero at first) get a gradient
+    assert conv2.weight.grad[:, 8 + 4:8 + 8].abs().sum() > 0
+    assert wide.body[0].rdb1.conv1.weight[4:].abs().sum() > 0  # the new channels are alive
+    with pytest.raises(ValueError, match="not more than"):
+        widen_growth(small, 4)

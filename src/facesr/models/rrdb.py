@@ -429,3 +429,50 @@ def interpolate(a: RRDBNet, b: RRDBNet, alpha: float) -> RRDBNet:
     out.load_state_dict({k: (alpha * v.float() + (1 - alpha) * sb[k].float()).to(v.dtype)
                          for k, v in a.state_dict().items()})
     return out
+
+
+def widen_growth(model: RRDBNet, num_grow_ch: int = 32, *, seed: int = 0,
+                 init_scale: float = 0.1) -> RRDBNet:
+    """The same function in a network of growth ``num_grow_ch`` (more than the model's): a
+    starting point for training a model that loaders which assume growth 32 (spandrel, as
+    chaiNNer uses it) can build, from one of smaller growth (facesr-default's 16).
+
+    Every dense block's convs 1-4 get the extra output channels (Kaiming-normal weights times
+    ``init_scale``, BasicSR's initialisation, seeded; zero bias), and every later conv of the
+    block gets zero weights on them, so the output is unchanged (up to float rounding: the
+    concatenations are reordered) while gradients reach both the new channels and the weights
+    that read them.
+    """
+    arch = model.arch()
+    old = arch["num_grow_ch"]
+    if num_grow_ch <= old:
+        raise ValueError(f"num_grow_ch {num_grow_ch} is not more than the model's {old}")
+    nf = arch["num_feat"]
+    out = RRDBNet(**{**arch, "num_grow_ch": num_grow_ch})
+    state = model.state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    new = {}
+    for key, v in out.state_dict().items():
+        src = state[key].float()
+        part = key.rsplit(".", 2)
+        if ".rdb" not in key or not part[-2].startswith("conv"):
+            new[key] = src
+            continue
+        k = int(part[-2][4:])  # conv1..conv5
+        w = torch.zeros_like(v)
+        if part[-1] == "bias":
+            w[:src.shape[0]] = src
+            new[key] = w
+            continue
+        if k < 5:  # the extra output channels: small random weights
+            fan_in = v.shape[1] * 9
+            w[old:] = torch.randn(v[old:].shape, generator=gen) * (2.0 / fan_in) ** 0.5 * init_scale
+        # input channels: x (nf), then x1..x{k-1}, each ``old`` of ``num_grow_ch`` wide
+        rows = src.shape[0]
+        w[:rows, :nf] = src[:, :nf]
+        for j in range(k - 1):
+            w[:rows, nf + j * num_grow_ch:nf + j * num_grow_ch + old] = \
+                src[:, nf + j * old:nf + (j + 1) * old]
+        new[key] = w
+    out.load_state_dict(new)
+    return out
