@@ -9,6 +9,12 @@
 # must be there (make them with `facesr pool kernels` / `facesr pool noise`). At the time limit
 # the run gets SIGINT, which makes `facesr train` write a checkpoint (resume it with
 # `facesr train --resume OUT_DIR/run`). Not yet run on a GPU: no session has been lent one.
+# Then facesr-gan v2's recipe on its generator G (model card, "What the weights are"):
+#   facesr models interpolate facesr-rrdb23 G --alpha 0.5 --out v1.safetensors
+#   python scripts/identity_finetune.py --init v1.safetensors --out runs/id --iters 100 \
+#     --id-net mobilefacenet:PATH/mobilefacenet.json --device cuda    # M: runs/id/G_000100
+#   facesr models interpolate M G --alpha 0.6 --out candidate.safetensors
+# and choose on the validation faces as the card says.
 set -euo pipefail
 minutes=${1:?minutes}; faces=${2:?faces folder}; out=${3:?output folder}
 mkdir -p "$out"

@@ -104,10 +104,7 @@ def test_yaml_round_trip_is_exact(tmp_path: Path) -> None:
     assert config_from_yaml("") == TrainConfig()
 
 
-@pytest.mark.parametrize("name", ["paper.yaml", "paper-psnr.yaml", "cpu-small.yaml",
-                                  "cpu-rrdb23-ft.yaml", "cpu-gan.yaml", "gpu-gan.yaml",
-                                  "cpu-burst.yaml", "cpu-default-v3.yaml",
-                                  "cpu-gan-distill.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_load(name: str) -> None:
     cfg = load_config(CONFIGS / name)
     assert cfg.model.scale == 4 and cfg.data.hq
