@@ -91,6 +91,27 @@ def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float =
     return out
 
 
+def with_pre_jpeg(path: Path, frames: int, rng: np.random.Generator, rotate: float,
+                  background: np.ndarray | None = None, *, noise: float = NOISE,
+                  jpeg: int = JPEG) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`hr_and_burst`, plus the same frames as they were before their JPEG (the same
+    draws, from a copy of ``rng``; ``rng`` advances as in :func:`hr_and_burst` alone)."""
+    twin = copy.deepcopy(rng)
+    hr, crops = hr_and_burst(path, frames, rng, rotate, background, noise=noise, jpeg=jpeg)
+    pre = hr_and_burst(path, frames, twin, rotate, background, noise=noise, jpeg=0)[1]
+    return hr, crops, pre
+
+
+def burst_onto(src: list[torch.Tensor], data: list[torch.Tensor], net: torch.nn.Module,
+               burst_model: torch.nn.Module | None = None) -> torch.Tensor:
+    """``upscale_burst`` of ``src`` with its back-projection made onto ``data`` instead (the
+    same frames otherwise processed, e.g. before their JPEG, or deblocked)."""
+    res = facesr.upscale_burst(src, model=net, burst_model=burst_model, refine=0)
+    return back_project(res.image, [data[i] for i, _, _ in res.views],
+                        [w for _, w, _ in res.views], weights=[wt for _, _, wt in res.views],
+                        iterations=REFINE)[-1]
+
+
 def face_alpha(side: int = 256) -> np.ndarray:
     """A soft ellipse (side, side) float32 over the face and hair of an aligned face crop:
     radii 0.34 x 0.44 of the side around the centre, a 12% feather."""
@@ -205,12 +226,12 @@ def main() -> None:
     times: dict[str, list[float]] = {m: [] for m in names}
     ecc, rejected = [], 0
     for f, scene in zip(files, scenes, strict=True):
-        twin = copy.deepcopy(rng)  # the same draws again: the frames before their JPEG
-        hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene, noise=args.noise,
-                                 jpeg=args.jpeg)
         if any(m.startswith("oracle-") for m in methods):
-            pre = hr_and_burst(f, args.frames, twin, args.rotate, scene, noise=args.noise,
-                               jpeg=0)[1]
+            hr, crops, pre = with_pre_jpeg(f, args.frames, rng, args.rotate, scene,
+                                           noise=args.noise, jpeg=args.jpeg)
+        else:
+            hr, crops = hr_and_burst(f, args.frames, rng, args.rotate, scene, noise=args.noise,
+                                     jpeg=args.jpeg)
         for m in methods:
             t0 = time.perf_counter()
             if m == "bicubic":
@@ -228,12 +249,8 @@ def main() -> None:
                     ecc += [s for i, s in enumerate(res.scores) if i and s is not None]
                     rejected += len(res.rejected)
             elif m in ("oracle-in", "oracle-bp", "oracle-both"):
-                src = pre if m != "oracle-bp" else crops
-                data = pre if m != "oracle-in" else crops
-                res = facesr.upscale_burst(src, model=net, burst_model=bnet, refine=0)
-                sr = back_project(res.image, [data[i] for i, _, _ in res.views],
-                                  [w for _, w, _ in res.views],
-                                  weights=[wt for _, _, wt in res.views], iterations=REFINE)[-1]
+                sr = burst_onto(pre if m != "oracle-bp" else crops,
+                                pre if m != "oracle-in" else crops, net, bnet)
             elif m == "ibp":
                 res = facesr.upscale_burst(crops, model=net, burst_model=bnet, refine=0)
                 t1 = time.perf_counter() - t0

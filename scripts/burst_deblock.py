@@ -19,7 +19,6 @@ and the LR frames' PSNR to their pre-JPEG selves with and without the DnCNN.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -107,35 +106,26 @@ def train(out: Path, minutes: float, seed: int) -> None:
 def evaluate(weights: Path, seed: int) -> None:
     import multiframe as mf
 
-    from facesr import _model
-    from facesr.infer.burst import REFINE, _fuse, back_project
-    from facesr.infer.pipeline import upscale_face
+    import facesr
     from facesr.metrics.fullref import psnr
+    from facesr.models import zoo
 
-    net, dtype = _model("facesr-default", "cpu", None)
+    net = zoo.load("facesr-default")[0]
     db = DnCNN()
     db.load_state_dict(torch.load(weights, weights_only=True))
     db.eval()
-
-    def burst(src: list[torch.Tensor], data: list[torch.Tensor]) -> torch.Tensor:
-        f = _fuse(src, 0)
-        img = upscale_face(f.fused, net, dtype=dtype)
-        return back_project(img, [data[i] for i, _, _ in f.views], [w for _, w, _ in f.views],
-                            weights=[wt for _, _, wt in f.views], iterations=REFINE)[-1]
-
     rows: dict[str, list[float]] = {}
     rng = np.random.default_rng(seed)
     for f in mf._faces(mf.DATA, 10):
-        twin = copy.deepcopy(rng)
-        hr, jp = mf.hr_and_burst(f, 8, rng, 2.0)
-        pre = mf.hr_and_burst(f, 8, twin, 2.0, jpeg=0)[1]
+        hr, jp, pre = mf.with_pre_jpeg(f, 8, rng, 2.0)
         with torch.no_grad():
             de = [db(x[None])[0].clamp(0, 1) for x in jp]
         got = {"LR frame: JPEG'd": (jp[0], pre[0]), "LR frame: deblocked": (de[0], pre[0]),
-               "single": (upscale_face(jp[0], net, dtype=dtype), hr),
-               "burst": (burst(jp, jp), hr), "burst, all deblocked": (burst(de, de), hr),
-               "burst, bp deblocked": (burst(jp, de), hr),
-               "burst, in deblocked": (burst(de, jp), hr)}
+               "single": (facesr.upscale_face(jp[0], net), hr),
+               "burst": (mf.burst_onto(jp, jp, net), hr),
+               "burst, all deblocked": (mf.burst_onto(de, de, net), hr),
+               "burst, bp deblocked": (mf.burst_onto(jp, de, net), hr),
+               "burst, in deblocked": (mf.burst_onto(de, jp, net), hr)}
         for k, (a, b) in got.items():
             rows.setdefault(k, []).append(float(psnr(a.clamp(0, 1)[None], b[None],
                                                      crop_border=4 if "LR" not in k else 0)[0]))

@@ -455,7 +455,7 @@ def widen_growth(model: RRDBNet, num_grow_ch: int = 32, *, seed: int = 0,
     for key, v in out.state_dict().items():
         src = state[key].float()
         part = key.rsplit(".", 2)
-        if ".rdb" not in key or not part[-2].startswith("conv"):
+        if ".rdb" not in key:  # a dense block's keys are all ...rdbN.convK.weight / .bias
             new[key] = src
             continue
         k = int(part[-2][4:])  # conv1..conv5
