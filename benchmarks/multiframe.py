@@ -53,7 +53,7 @@ import torch.nn.functional as F
 import facesr
 from facesr.data.inputs import hq_files
 from facesr.degrade.jpeg import jpeg_roundtrip
-from facesr.infer.burst import REFINE, back_project, fuse
+from facesr.infer.burst import REFINE, BurstResult, back_project, fuse
 from facesr.io import read_image
 from facesr.metrics.fullref import psnr
 from facesr.models import zoo
@@ -103,10 +103,13 @@ def with_pre_jpeg(path: Path, frames: int, rng: np.random.Generator, rotate: flo
 
 
 def burst_onto(src: list[torch.Tensor], data: list[torch.Tensor], net: torch.nn.Module,
-               burst_model: torch.nn.Module | None = None) -> torch.Tensor:
+               burst_model: torch.nn.Module | None = None,
+               res: BurstResult | None = None) -> torch.Tensor:
     """``upscale_burst`` of ``src`` with its back-projection made onto ``data`` instead (the
-    same frames otherwise processed, e.g. before their JPEG, or deblocked)."""
-    res = facesr.upscale_burst(src, model=net, burst_model=burst_model, refine=0)
+    same frames otherwise processed, e.g. before their JPEG, or deblocked). ``res``: that
+    ``upscale_burst(src, refine=0)``, when already made."""
+    if res is None:
+        res = facesr.upscale_burst(src, model=net, burst_model=burst_model, refine=0)
     return back_project(res.image, [data[i] for i, _, _ in res.views],
                         [w for _, w, _ in res.views], weights=[wt for _, _, wt in res.views],
                         iterations=REFINE)[-1]

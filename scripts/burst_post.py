@@ -95,10 +95,18 @@ def _sample(hr: np.ndarray, frames: int, rng: np.random.Generator, noise: float,
     """(HR, model's x4 of the fused crop, that back-projected) as uint8 (256, 256, 3)."""
     import multiframe as mf
 
-    crops = mf.burst(hr, frames, rng, 2.0, noise=noise, jpeg=jpeg)
-    sr = __import__("facesr").upscale_burst(crops, model=net, refine=0).image
-    bp = mf.burst_onto(crops, crops, net)
+    sr, bp = _pair(mf.burst(hr, frames, rng, 2.0, noise=noise, jpeg=jpeg), net)
     return (hr * 255 + 0.5).astype(np.uint8), _u8(sr), _u8(bp)
+
+
+def _pair(crops: list[torch.Tensor], net: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``upscale_burst(refine=0)``, ``upscale_burst`` as shipped) of one burst, fused once."""
+    import multiframe as mf
+
+    import facesr
+
+    res = facesr.upscale_burst(crops, model=net, refine=0)
+    return res.image, mf.burst_onto(crops, crops, net, res=res)
 
 
 def _save(out: Path, rows: list[tuple[np.ndarray, ...]]) -> None:
@@ -217,8 +225,7 @@ def evaluate(weights: Path, seed: int, frames: int, data: Path | None, faces: in
     files = mf._faces(data or mf.DATA, faces)
     for f in files:
         hr, crops = mf.hr_and_burst(f, frames, rng, 2.0)
-        sr = facesr.upscale_burst(crops, model=net, refine=0).image
-        bp = facesr.upscale_burst(crops, model=net).image
+        sr, bp = _pair(crops, net)
         with torch.no_grad():
             fixed = post(bp[None], sr[None])[0]
         for k, img in (("single", facesr.upscale_face(crops[0], net)), ("burst, refine 0", sr),
