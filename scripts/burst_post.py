@@ -19,7 +19,7 @@ model's output before back-projection, and learns the remaining correction to th
   channels (default 10), pixel-shuffle back; output: the back-projected face plus its
   correction), L1, Adam 2e-4, batch 16 of random 128 px HR crops, one thread,
   ``--minutes``; every 250 iterations the validation PSNR-Y, and the best so far kept as
-  ``best.pt``;
+  ``best.pt``; ``--faces sharp|utk``: only the bursts of those faces;
 - ``eval``: benchmarks/multiframe.py's bursts (the 10 ffhq512 faces, 8 frames, rotation 2,
   noise 8, JPEG 40, seed 0: the same bursts as its table), single frame, ``burst`` as shipped
   and ``burst`` + the network; PSNR-Y against the HR face, and the gain over ``burst`` per
@@ -32,12 +32,15 @@ model's output before back-projection, and learns the remaining correction to th
     python scripts/burst_post.py val runs/post/data
     python scripts/burst_post.py train runs/post --minutes 45
     python scripts/burst_post.py train runs/post4 --data runs/post/data --blocks 4 --minutes 28
+    python scripts/burst_post.py train runs/post4u --data runs/post/data --blocks 4 --faces utk \
+        --minutes 28
     python scripts/burst_post.py eval runs/post4/best.pt
     python scripts/burst_post.py eval runs/post4/best.pt --data st5.txt --faces 61
 
-Measured (README, issue-17 section): +0.05 dB over ``burst`` on the benchmark's faces with
-4 convs (+0.03 with 10), +0.13 to +0.18 on the alae512 and celebahq test faces, +0.90 (+1.06)
-on London test faces, the studio the training faces came from: a prior of its training faces.
+Measured (README, issue-17 section): over ``burst`` on the benchmark's faces +0.05 dB with
+4 convs, +0.03 with 10, +0.09 with 4 trained on the UTKFace bursts only; +0.13 to +0.18 on
+the alae512 and celebahq test faces; +0.90 / +1.06 on London test faces (the studio of the
+training faces) against +0.25 without London training faces: a prior of its training faces.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 SPLITS = ROOT / "configs" / "splits"
+SHARP_BURSTS = 12  # ``make``'s bursts per sharp-train face; they come first, UTKFace's after
 
 
 class Post(nn.Module):
@@ -127,7 +131,7 @@ def make(out: Path, shard: str, seed: int) -> None:
                  if p.name not in held)
     pick = np.random.default_rng(seed).choice(len(utk), size=1000, replace=False)
     sharp = [(SPLITS / p).resolve() for p in (SPLITS / "sharp-train.txt").read_text().split()]
-    jobs = [p for p in sharp for _ in range(12)] + [utk[j] for j in sorted(pick)]
+    jobs = [p for p in sharp for _ in range(SHARP_BURSTS)] + [utk[j] for j in sorted(pick)]
     net = zoo.load("facesr-default")[0]
     rows, t0 = [], time.time()
     mine = list(range(i, len(jobs), k))
@@ -158,9 +162,21 @@ def _psnr_y(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     return [float(v) for v in psnr(a.clamp(0, 1), b, crop_border=4)]
 
 
-def train(out: Path, data: Path, minutes: float, seed: int, blocks: int) -> None:
-    parts = [np.load(p) for p in sorted(data.glob("train-*.npz"))]
-    hr, sr, bp = (np.concatenate([p[k] for p in parts]) for k in ("hr", "sr", "bp"))
+def _from_sharp(path: Path, n: int) -> np.ndarray:
+    """Which of the ``n`` bursts of ``make``'s ``train-IofK.npz`` are of sharp-train faces."""
+    i, k = (int(v) for v in path.stem.removeprefix("train-").split("of"))
+    sharp = len((SPLITS / "sharp-train.txt").read_text().split()) * SHARP_BURSTS
+    return np.arange(i, i + k * n, k) < sharp
+
+
+def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: str) -> None:
+    files = sorted(data.glob("train-*.npz"))
+    parts = [np.load(p) for p in files]
+    keep = [np.ones(len(p["hr"]), bool) if faces == "all" else
+            _from_sharp(f, len(p["hr"])) == (faces == "sharp") for f, p in zip(files, parts,
+                                                                                strict=True)]
+    hr, sr, bp = (np.concatenate([p[k][m] for p, m in zip(parts, keep, strict=True)])
+                  for k in ("hr", "sr", "bp"))
     val = np.load(data / "val.npz")
     vhr, vsr, vbp = (_t(val[k]) for k in ("hr", "sr", "bp"))
     print(f"{len(hr)} training bursts, {len(vhr)} val; val back-projected "
@@ -265,6 +281,8 @@ def main() -> int:
     t.add_argument("--minutes", type=float, default=50.0)
     t.add_argument("--blocks", type=int, default=10, help="convolutions (receptive field: "
                    "2 x blocks + 1 LR px)")
+    t.add_argument("--faces", choices=("all", "sharp", "utk"), default="all",
+                   help="train on the bursts of these faces only")
     e = sub.add_parser("eval")
     e.add_argument("weights", type=Path)
     e.add_argument("--frames", type=int, default=8)
@@ -280,7 +298,7 @@ def main() -> int:
     elif a.cmd == "val":
         make_val(a.out, a.seed)
     elif a.cmd == "train":
-        train(a.out, a.data or a.out / "data", a.minutes, a.seed, a.blocks)
+        train(a.out, a.data or a.out / "data", a.minutes, a.seed, a.blocks, a.faces)
     else:
         evaluate(a.weights, a.seed, a.frames, a.data, a.faces)
     return 0
