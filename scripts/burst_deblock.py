@@ -69,15 +69,11 @@ def frame(hr: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch
 
 
 def train(out: Path, minutes: float, seed: int) -> None:
-    lists = ROOT / "configs" / "splits"
-    held = {Path(p).name for f in ("utk-val.txt", "utk-test.txt")
-            for p in (lists / f).read_text().split()}
-    utk = sorted(p for p in (ROOT.parent / "shared" / "data" / "faces_hq" / "utkface").glob("*.jpg")
-                 if p.name not in held)
+    from utk_faces import utk_training_faces
+
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(utk), size=min(3000, len(utk)), replace=False)
-    hrs = [cv2.resize(cv2.imread(str(utk[i]))[..., ::-1], (256, 256),
-                      interpolation=cv2.INTER_AREA) for i in sorted(pick)]
+    hrs = [cv2.resize(cv2.imread(str(p))[..., ::-1], (256, 256), interpolation=cv2.INTER_AREA)
+           for p in utk_training_faces(3000, rng)]
     print(f"{len(hrs)} faces", flush=True)
     torch.manual_seed(seed)
     net = DnCNN()

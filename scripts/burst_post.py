@@ -128,16 +128,15 @@ def _save(out: Path, rows: list[tuple[np.ndarray, ...]]) -> None:
 
 
 def make(out: Path, shard: str, seed: int) -> None:
+    from utk_faces import utk_training_faces
+
+    from facesr.data.inputs import hq_files
     from facesr.models import zoo
 
     i, k = (int(v) for v in shard.split("/"))
-    held = {Path(p).name for f in ("utk-val.txt", "utk-test.txt")
-            for p in (SPLITS / f).read_text().split()}
-    utk = sorted(p for p in (ROOT.parent / "shared/data/faces_hq/utkface").glob("*.jpg")
-                 if p.name not in held)
-    pick = np.random.default_rng(seed).choice(len(utk), size=1000, replace=False)
-    sharp = [(SPLITS / p).resolve() for p in (SPLITS / "sharp-train.txt").read_text().split()]
-    jobs = [p for p in sharp for _ in range(SHARP_BURSTS)] + [utk[j] for j in sorted(pick)]
+    sharp = hq_files([SPLITS / "sharp-train.txt"])
+    jobs = ([p for p in sharp for _ in range(SHARP_BURSTS)]
+            + utk_training_faces(1000, np.random.default_rng(seed)))
     net = zoo.load("facesr-default")[0]
     rows, t0 = [], time.time()
     mine = list(range(i, len(jobs), k))
@@ -152,11 +151,11 @@ def make(out: Path, shard: str, seed: int) -> None:
 
 
 def make_val(out: Path, seed: int) -> None:
+    from facesr.data.inputs import hq_files
     from facesr.models import zoo
 
     net = zoo.load("facesr-default")[0]
-    files = [Path(p) if Path(p).is_absolute() else (SPLITS / p).resolve()
-             for p in (SPLITS / "sharp-val.txt").read_text().split()]
+    files = hq_files([SPLITS / "sharp-val.txt"])
     rng = np.random.default_rng([seed, 99])
     _save(out / "val.npz", [_sample(_hr(f), 8, rng, 8.0, 40, net) for f in files])
     print(f"{len(files)} val bursts -> {out}")
@@ -170,8 +169,10 @@ def _psnr_y(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 
 def _from_sharp(path: Path, n: int) -> np.ndarray:
     """Which of the ``n`` bursts of ``make``'s ``train-IofK.npz`` are of sharp-train faces."""
+    from facesr.data.inputs import hq_files
+
     i, k = (int(v) for v in path.stem.removeprefix("train-").split("of"))
-    sharp = len((SPLITS / "sharp-train.txt").read_text().split()) * SHARP_BURSTS
+    sharp = len(hq_files([SPLITS / "sharp-train.txt"])) * SHARP_BURSTS
     return np.arange(i, i + k * n, k) < sharp
 
 
@@ -227,11 +228,13 @@ def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: 
 
 
 def _face_mse(img: torch.Tensor, hr: torch.Tensor) -> float:
-    """MSE of luma (BT.601) inside the benchmark's face ellipse (``face_alpha`` > 0.5)."""
+    """MSE of Y (the PSNR's BT.601 luma, 0-255) inside the benchmark's face ellipse
+    (``face_alpha`` > 0.5)."""
     import multiframe as mf
 
-    w = torch.tensor([65.481, 128.553, 24.966]).view(3, 1, 1) / 255
-    d = ((img.clamp(0, 1) - hr) * w).sum(0)
+    from facesr.metrics.color import to_channels
+
+    d = (to_channels(img.clamp(0, 1)[None], "y") - to_channels(hr[None], "y"))[0, 0]
     return float(d[torch.from_numpy(mf.face_alpha() > 0.5)].pow(2).mean())
 
 

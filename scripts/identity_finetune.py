@@ -60,13 +60,9 @@ def faces(n_utk: int, seed: int) -> list[Path]:
     # the list names scripts/sharp_splits.py's 256 px copies; read the originals instead
     train = [london / (Path(p).stem + ".jpg")
              for p in (lists / "sharp-train.txt").read_text().split()]
-    held = {Path(p).name for f in ("utk-val.txt", "utk-test.txt")
-            for p in (lists / f).read_text().split()}
-    utk_dir = ROOT.parent / "shared" / "data" / "faces_hq" / "utkface"
-    utk = sorted(p for p in utk_dir.glob("*.jpg") if p.name not in held)
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(utk), size=min(n_utk, len(utk)), replace=False)
-    return train + [utk[i] for i in sorted(pick)]
+    from utk_faces import utk_training_faces
+
+    return train + utk_training_faces(n_utk, np.random.default_rng(seed))
 
 
 def prepare(paths: list[Path], hr: int, chip_map) -> tuple[torch.Tensor, torch.Tensor]:
