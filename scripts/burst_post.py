@@ -119,15 +119,16 @@ def _pair(crops: list[torch.Tensor], net: nn.Module) -> tuple[torch.Tensor, torc
     return res.image, mf.burst_onto(crops, crops, net, res=res)
 
 
-def _save(out: Path, rows: list[tuple[np.ndarray, ...]]) -> None:
+def _save(out: Path, rows: list[tuple[np.ndarray, ...]], sharp: np.ndarray | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     hr, sr, bp = (np.stack(c) for c in zip(*rows, strict=True))
     tmp = out.with_suffix(".tmp.npz")
-    np.savez(tmp, hr=hr, sr=sr, bp=bp)
+    extra = {} if sharp is None else {"sharp": sharp}
+    np.savez(tmp, hr=hr, sr=sr, bp=bp, **extra)
     tmp.replace(out)
 
 
-def make(out: Path, shard: str, seed: int) -> None:
+def make(out: Path, shard: str, seed: int, utk: int, sharp_bursts: int) -> None:
     from utk_faces import utk_training_faces
 
     from facesr.data.inputs import hq_files
@@ -135,8 +136,8 @@ def make(out: Path, shard: str, seed: int) -> None:
 
     i, k = (int(v) for v in shard.split("/"))
     sharp = hq_files([SPLITS / "sharp-train.txt"])
-    jobs = ([p for p in sharp for _ in range(SHARP_BURSTS)]
-            + utk_training_faces(1000, np.random.default_rng(seed)))
+    jobs = ([p for p in sharp for _ in range(sharp_bursts)]
+            + utk_training_faces(utk, np.random.default_rng(seed)))
     net = zoo.load("facesr-default")[0]
     rows, t0 = [], time.time()
     mine = list(range(i, len(jobs), k))
@@ -146,7 +147,7 @@ def make(out: Path, shard: str, seed: int) -> None:
                             float(rng.uniform(0, 12)), int(rng.integers(30, 81)), net))
         if (n + 1) % 50 == 0:
             print(f"{n + 1}/{len(mine)} {time.time() - t0:.0f} s", flush=True)
-    _save(out / f"train-{i}of{k}.npz", rows)
+    _save(out / f"train-{i}of{k}.npz", rows, np.array(mine) < len(sharp) * sharp_bursts)
     print(f"{len(rows)} bursts -> {out}")
 
 
@@ -168,7 +169,8 @@ def _psnr_y(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 
 
 def _from_sharp(path: Path, n: int) -> np.ndarray:
-    """Which of the ``n`` bursts of ``make``'s ``train-IofK.npz`` are of sharp-train faces."""
+    """Which of the ``n`` bursts of ``make``'s ``train-IofK.npz`` are of sharp-train faces, for
+    files made before ``make`` saved it (``--sharp-bursts 12``, its default)."""
     from facesr.data.inputs import hq_files
 
     i, k = (int(v) for v in path.stem.removeprefix("train-").split("of"))
@@ -181,8 +183,8 @@ def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: 
     files = sorted(data.glob("train-*.npz"))
     parts = [np.load(p) for p in files]
     keep = [np.ones(len(p["hr"]), bool) if faces == "all" else
-            _from_sharp(f, len(p["hr"])) == (faces == "sharp") for f, p in zip(files, parts,
-                                                                                strict=True)]
+            (p["sharp"] if "sharp" in p else _from_sharp(f, len(p["hr"]))) == (faces == "sharp")
+            for f, p in zip(files, parts, strict=True)]
     hr, sr, bp = (np.concatenate([p[k][m] for p, m in zip(parts, keep, strict=True)])
                   for k in ("hr", "sr", "bp"))
     if limit:  # a seeded choice, so that the shards stay mixed
@@ -286,6 +288,9 @@ def main() -> int:
     m = sub.add_parser("make")
     m.add_argument("out", type=Path)
     m.add_argument("--shard", default="0/1")
+    m.add_argument("--utk", type=int, default=1000, help="UTKFace faces, one burst each")
+    m.add_argument("--sharp-bursts", type=int, default=SHARP_BURSTS,
+                   help="bursts of each sharp-train face (0: none)")
     v = sub.add_parser("val")
     v.add_argument("out", type=Path)
     t = sub.add_parser("train")
@@ -308,7 +313,7 @@ def main() -> int:
     a = ap.parse_args()
     torch.set_num_threads(1)
     if a.cmd == "make":
-        make(a.out, a.shard, a.seed)
+        make(a.out, a.shard, a.seed, a.utk, a.sharp_bursts)
     elif a.cmd == "val":
         make_val(a.out, a.seed)
     elif a.cmd == "train":
