@@ -12,8 +12,10 @@ model's output before back-projection, and learns the remaining correction to th
   levels and JPEG quality 30-80 per burst, of the 92 sharp-train faces (256 px copies, 12
   bursts each; ``--sharp-bursts``) and 1,000 UTKFace faces outside ``utk-val``/``utk-test``
   (``--utk``, one burst each); for each: the HR face, ``upscale_burst(refine=0)``
-  (facesr-default) and that after back-projection, as shipped. ``--shard i/k`` makes every
-  k-th burst from the i-th (run two at once on two cores);
+  (facesr-default) and that after back-projection, as shipped, and the used frames on the
+  reference grid with their fusion weights (``lr``/``lw``; files made before they were kept
+  lack them). ``--shard i/k`` makes every k-th burst from the i-th (run two at once on two
+  cores);
 - ``val``: the same for the 60 sharp-val faces, one burst each (8 frames, noise 8, JPEG 40,
   the benchmark's setting): what ``train`` scores its checkpoints on;
 - ``train``: :class:`Post` (pixel-unshuffle x4 to the LR grid, ``--blocks`` convs of 64
@@ -21,7 +23,8 @@ model's output before back-projection, and learns the remaining correction to th
   correction), L1, Adam 2e-4, batch 16 of random 128 px HR crops, one thread,
   ``--minutes``; every 250 iterations the validation PSNR-Y, and the best so far kept as
   ``best.pt``; ``--faces sharp|utk``: only the bursts of those faces, ``--limit N``: N of
-  them;
+  them; ``--stack C``: the network also sees the aligned frames (each through two convs of C
+  channels, then their weighted mean over the frames), a learned fusion;
 - ``eval``: benchmarks/multiframe.py's bursts (the 10 ffhq512 faces, 8 frames, rotation 2,
   noise 8, JPEG 40, seed 0: the same bursts as its table), single frame, ``burst`` as shipped
   and ``burst`` + the network; PSNR-Y against the HR face, and the gain over ``burst`` per
@@ -45,6 +48,12 @@ model's output before back-projection, and learns the remaining correction to th
     cp runs/post/data/val.npz runs/post/utk6k/
     python scripts/burst_post.py train runs/post4u6k --data runs/post/utk6k --blocks 4 --minutes 28
     python scripts/burst_post.py train runs/post10u6k --data runs/post/utk6k --minutes 45
+    python scripts/burst_post.py make runs/post/utk2ks --utk 2000 --sharp-bursts 0 --shard 0/2 &
+    python scripts/burst_post.py make runs/post/utk2ks --utk 2000 --sharp-bursts 0 --shard 1/2
+    python scripts/burst_post.py val runs/post/utk2ks
+    python scripts/burst_post.py train runs/post4s32 --data runs/post/utk2ks --blocks 4 \
+        --stack 32 --minutes 28
+    python scripts/burst_post.py train runs/post4u2k --data runs/post/utk2ks --blocks 4 --minutes 28
     python scripts/burst_post.py eval runs/post4/best.pt
     python scripts/burst_post.py eval runs/post4/best.pt --data st5.txt --faces 61
     sed "s#^../../../#$PWD/../#" configs/splits/utk-test.txt > utkt.txt
@@ -56,7 +65,10 @@ the alae512 and celebahq test faces; +0.90 / +1.06 on London test faces (the stu
 training faces) against +0.25 without London training faces: a prior of its training faces;
 with 250 of the UTKFace faces +0.03 on the benchmark, with the London faces only -0.12; with
 6,000 UTKFace faces +0.08 (4 convs) / +0.09 (10): no more than with 1,000; on the utk-test
-faces +0.38 (1,000, 4 convs), +0.39 (6,000, 4), +0.44 (6,000, 10).
+faces +0.38 (1,000, 4 convs), +0.39 (6,000, 4), +0.44 (6,000, 10). ``--stack 32`` (on 2,000
+UTKFace bursts, ``runs/post/utk2ks``): the same validation PSNR-Y as without at equal
+iterations, 2.8x slower; in 28 minutes +0.03 on the benchmark and +0.26 on utk-test, against
++0.09 and +0.38 without.
 """
 
 from __future__ import annotations
@@ -82,9 +94,16 @@ SHARP_BURSTS = 12  # ``make``'s bursts per sharp-train face; they come first, UT
 class Post(nn.Module):
     """(back-projected x4, model's x4) -> back-projected x4 + correction, on the LR grid."""
 
-    def __init__(self, nf: int = 64, nb: int = 10) -> None:
+    def __init__(self, nf: int = 64, nb: int = 10, stack: int = 0) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(6 * 16, nf, 3, 1, 1), nn.LeakyReLU(0.2, True)]
+        # ``stack`` > 0: also the aligned LR frames, each through two convs of ``stack``
+        # channels (its frame, its difference to the reference, its weight), then their
+        # weighted mean over the frames: a learned fusion, whatever the number of frames
+        self.frame = None if not stack else nn.Sequential(
+            nn.Conv2d(7, stack, 3, 1, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(stack, stack, 3, 1, 1), nn.LeakyReLU(0.2, True))
+        layers: list[nn.Module] = [nn.Conv2d(6 * 16 + stack, nf, 3, 1, 1),
+                                   nn.LeakyReLU(0.2, True)]
         for _ in range(nb - 2):
             layers += [nn.Conv2d(nf, nf, 3, 1, 1), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(nf, 3 * 16, 3, 1, 1))
@@ -92,9 +111,25 @@ class Post(nn.Module):
         nn.init.zeros_(layers[-1].bias)
         self.body = nn.Sequential(*layers)
 
-    def forward(self, bp: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+    def forward(self, bp: torch.Tensor, sr: torch.Tensor, lr: torch.Tensor | None = None,
+                lw: torch.Tensor | None = None) -> torch.Tensor:
+        """``lr`` (B, N, 3, h, w) aligned frames, the reference first; ``lw`` (B, N, 1, h, w)
+        their weights (0 for padding)."""
         x = F.pixel_unshuffle(torch.cat([bp, sr], 1) - 0.5, 4)
+        if self.frame is not None:
+            b, n = lr.shape[:2]
+            f = self.frame(torch.cat([lr - 0.5, lr - lr[:, :1], lw], 2).flatten(0, 1))
+            f = f.unflatten(0, (b, n))
+            x = torch.cat([x, (f * lw).sum(1) / lw.sum(1).clamp_min(1e-3)], 1)
         return bp + F.pixel_shuffle(self.body(x), 4)
+
+    @classmethod
+    def from_state(cls, state: dict) -> Post:
+        stack = state["frame.0.weight"].shape[0] if "frame.0.weight" in state else 0
+        net = cls(nb=sum(k.startswith("body.") and k.endswith(".weight") for k in state),
+                  stack=stack)
+        net.load_state_dict(state)
+        return net
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:
@@ -111,30 +146,56 @@ def _hr(path: Path) -> np.ndarray:
 
 
 def _sample(hr: np.ndarray, frames: int, rng: np.random.Generator, noise: float, jpeg: int,
-            net: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(HR, model's x4 of the fused crop, that back-projected) as uint8 (256, 256, 3)."""
+            net: nn.Module) -> tuple[np.ndarray, ...]:
+    """(HR, model's x4 of the fused crop, that back-projected) as uint8 (256, 256, 3), and the
+    aligned frames (MAX_FRAMES, 64, 64, 3) and their weights (MAX_FRAMES, 64, 64), uint8."""
     import multiframe as mf
 
-    sr, bp = _pair(mf.burst(hr, frames, rng, 2.0, noise=noise, jpeg=jpeg), net)
-    return (hr * 255 + 0.5).astype(np.uint8), _u8(sr), _u8(bp)
+    sr, bp, lr, lw = _pair(mf.burst(hr, frames, rng, 2.0, noise=noise, jpeg=jpeg), net)
+    return ((hr * 255 + 0.5).astype(np.uint8), _u8(sr), _u8(bp),
+            np.stack([_u8(f) for f in lr]), (lw[:, 0].numpy() * 255 + 0.5).astype(np.uint8))
 
 
-def _pair(crops: list[torch.Tensor], net: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """(``upscale_burst(refine=0)``, ``upscale_burst`` as shipped) of one burst, fused once."""
+MAX_FRAMES = 12
+
+
+def _aligned(crops: list[torch.Tensor], res) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each used crop on the reference grid, its candidate views (``BurstResult.views``)
+    merged with their weights: (MAX_FRAMES, 3, h, w) frames, the reference first, and
+    (MAX_FRAMES, 1, h, w) weights; padding and pixels no view covers have weight 0."""
+    from facesr.infer.burst import _warp
+
+    ref = crops[res.used[0]].float()
+    lr, lw = ref.new_zeros(MAX_FRAMES, *ref.shape), ref.new_zeros(MAX_FRAMES, 1, *ref.shape[1:])
+    for n, i in enumerate(res.used[:MAX_FRAMES]):
+        acc, ws = torch.zeros_like(ref), torch.zeros(ref.shape[1:])
+        for j, w, wt in res.views:
+            if j == i:
+                t = torch.from_numpy(np.asarray(wt, np.float32))
+                acc += torch.nan_to_num(_warp(crops[i].float(), w)) * t
+                ws += t
+        lr[n] = torch.where(ws > 0, acc / ws.clamp_min(1e-6), ref)
+        lw[n, 0] = ws.clamp(0, 1)
+    return lr, lw
+
+
+def _pair(crops: list[torch.Tensor], net: nn.Module) -> tuple[torch.Tensor, ...]:
+    """(``upscale_burst(refine=0)``, ``upscale_burst`` as shipped) of one burst, fused once,
+    and its aligned frames and weights (:func:`_aligned`)."""
     import multiframe as mf
 
     import facesr
 
     res = facesr.upscale_burst(crops, model=net, refine=0)
-    return res.image, mf.burst_onto(crops, crops, net, res=res)
+    return (res.image, mf.burst_onto(crops, crops, net, res=res), *_aligned(crops, res))
 
 
 def _save(out: Path, rows: list[tuple[np.ndarray, ...]], sharp: np.ndarray | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    hr, sr, bp = (np.stack(c) for c in zip(*rows, strict=True))
+    hr, sr, bp, lr, lw = (np.stack(c) for c in zip(*rows, strict=True))
     tmp = out.with_suffix(".tmp.npz")
     extra = {} if sharp is None else {"sharp": sharp}
-    np.savez(tmp, hr=hr, sr=sr, bp=bp, **extra)
+    np.savez(tmp, hr=hr, sr=sr, bp=bp, lr=lr, lw=lw, **extra)
     tmp.replace(out)
 
 
@@ -188,25 +249,33 @@ def _from_sharp(path: Path, n: int) -> np.ndarray:
     return np.arange(i, i + k * n, k) < sharp
 
 
+def _frames(lr: np.ndarray, lw: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``make``'s uint8 (B, N, h, w, 3) frames and (B, N, h, w) weights as the network's."""
+    return (torch.from_numpy(lr).permute(0, 1, 4, 2, 3).float() / 255,
+            torch.from_numpy(lw)[:, :, None].float() / 255)
+
+
 def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: str,
-          limit: int | None) -> None:
+          limit: int | None, stack: int) -> None:
     files = sorted(data.glob("train-*.npz"))
     parts = [np.load(p) for p in files]
     keep = [np.ones(len(p["hr"]), bool) if faces == "all" else
             (p["sharp"] if "sharp" in p else _from_sharp(f, len(p["hr"]))) == (faces == "sharp")
             for f, p in zip(files, parts, strict=True)]
-    hr, sr, bp = (np.concatenate([p[k][m] for p, m in zip(parts, keep, strict=True)])
-                  for k in ("hr", "sr", "bp"))
+    names = ("hr", "sr", "bp") + (("lr", "lw") if stack else ())
+    hr, sr, bp, *st = (np.concatenate([p[k][m] for p, m in zip(parts, keep, strict=True)])
+                       for k in names)
     if limit:  # a seeded choice, so that the shards stay mixed
         pick = np.sort(np.random.default_rng([seed, 7]).choice(len(hr), limit, replace=False))
-        hr, sr, bp = hr[pick], sr[pick], bp[pick]
+        hr, sr, bp, *st = (a[pick] for a in (hr, sr, bp, *st))
     val = np.load(data / "val.npz")
     vhr, vsr, vbp = (_t(val[k]) for k in ("hr", "sr", "bp"))
+    vst = _frames(val["lr"], val["lw"]) if stack else ()
     print(f"{len(hr)} training bursts, {len(vhr)} val; val back-projected "
           f"{statistics.mean(_psnr_y(vbp, vhr)):.3f} dB", flush=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = Post(nb=blocks)
+    net = Post(nb=blocks, stack=stack)
     opt = torch.optim.Adam(net.parameters(), 2e-4)
     out.mkdir(parents=True, exist_ok=True)
     t0, it, best, hist = time.time(), 0, -1.0, []
@@ -215,9 +284,11 @@ def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: 
         y, x = (int(v) * 4 for v in rng.integers(0, 33, 2))
         sl = (idx, slice(y, y + 128), slice(x, x + 128))
         h, s, b = _t(hr[sl]), _t(sr[sl]), _t(bp[sl])
+        lsl = (idx, slice(None), slice(y // 4, y // 4 + 32), slice(x // 4, x // 4 + 32))
+        f = _frames(st[0][lsl], st[1][lsl]) if stack else ()
         if rng.random() < 0.5:  # flips keep the LR grid (crops start on multiples of 4)
-            h, s, b = (v.flip(-1) for v in (h, s, b))
-        loss = F.l1_loss(net(b, s), h)
+            h, s, b, *f = (v.flip(-1) for v in (h, s, b, *f))
+        loss = F.l1_loss(net(b, s, *f), h)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -226,7 +297,7 @@ def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: 
         if it % 250 == 0:
             with torch.no_grad():
                 net.eval()
-                v = statistics.mean(_psnr_y(net(vbp, vsr), vhr))
+                v = statistics.mean(_psnr_y(net(vbp, vsr, *vst), vhr))
                 net.train()
             a, c = np.mean(hist[-250:], axis=0)
             mark = ""
@@ -258,17 +329,17 @@ def evaluate(weights: Path, seed: int, frames: int, data: Path | None, faces: in
 
     net = zoo.load("facesr-default")[0]
     state = torch.load(weights, weights_only=True)
-    post = Post(nb=sum(k.endswith(".weight") for k in state))
-    post.load_state_dict(state)
+    post = Post.from_state(state)
     post.eval()
     rows: dict[str, list[float]] = {}
     rng = np.random.default_rng(seed)
     files = mf._faces(data or mf.DATA, faces)
     for f in files:
         hr, crops = mf.hr_and_burst(f, frames, rng, 2.0)
-        sr, bp = _pair(crops, net)
+        sr, bp, lr, lw = _pair(crops, net)
+        st = (lr[None], lw[None]) if post.frame is not None else ()
         with torch.no_grad():
-            fixed = post(bp[None], sr[None])[0]
+            fixed = post(bp[None], sr[None], *st)[0]
         for k, img in (("single", facesr.upscale_face(crops[0], net)), ("burst, refine 0", sr),
                        ("burst", bp), ("burst + post", fixed)):
             rows.setdefault(k, []).append(_psnr_y(img[None], hr[None])[0])
@@ -312,6 +383,8 @@ def main() -> int:
     t.add_argument("--faces", choices=("all", "sharp", "utk"), default="all",
                    help="train on the bursts of these faces only")
     t.add_argument("--limit", type=int, default=None, help="only N of those bursts")
+    t.add_argument("--stack", type=int, default=0, help="C > 0: also the aligned frames, "
+                   "each through 2 convs of C channels, mean over frames (needs make's lr/lw)")
     e = sub.add_parser("eval")
     e.add_argument("weights", type=Path)
     e.add_argument("--frames", type=int, default=8)
@@ -327,7 +400,8 @@ def main() -> int:
     elif a.cmd == "val":
         make_val(a.out, a.seed)
     elif a.cmd == "train":
-        train(a.out, a.data or a.out / "data", a.minutes, a.seed, a.blocks, a.faces, a.limit)
+        train(a.out, a.data or a.out / "data", a.minutes, a.seed, a.blocks, a.faces, a.limit,
+              a.stack)
     else:
         evaluate(a.weights, a.seed, a.frames, a.data, a.faces)
     return 0
