@@ -65,25 +65,29 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces_h
 def burst(hr: np.ndarray, frames: int, rng: np.random.Generator, rotate: float = 0.0,
           background: np.ndarray | None = None, *, noise: float = NOISE,
           jpeg: int = JPEG) -> list[torch.Tensor]:
-    """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted.
+    """LR crops (3, 64, 64) of ``hr`` (256, 256, 3) float32, frame 0 unshifted (another square
+    size S, a multiple of 4, gives (3, S/4, S/4) crops, the same shifts and blur in HR px).
 
     ``background`` (256, 256, 3): a static scene behind the face: each frame is the moved face,
     cut out by a soft ellipse (:func:`face_alpha`), over the unmoved background, as in a fixed
     crop box of a video whose face moves and whose scene does not."""
     out = []
+    size = hr.shape[0]
+    if background is not None and size != 256:
+        raise ValueError(f"a background needs a 256 px face, not {size} px")
     alpha = None if background is None else face_alpha()
     for i in range(frames):
         dx, dy = (0.0, 0.0) if i == 0 else rng.uniform(-4, 4, 2)  # HR px
         deg = 0.0 if i == 0 or not rotate else float(rng.uniform(-rotate, rotate))
-        m = cv2.getRotationMatrix2D((128.0, 128.0), deg, 1.0).astype(np.float32)
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), deg, 1.0).astype(np.float32)
         m[:, 2] += (dx, dy)
-        img = cv2.warpAffine(hr, m, (256, 256), flags=cv2.INTER_CUBIC,
+        img = cv2.warpAffine(hr, m, (size, size), flags=cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REFLECT101)
         if alpha is not None:
             a = cv2.warpAffine(alpha, m, (256, 256), flags=cv2.INTER_LINEAR)[..., None]
             img = a * img + (1 - a) * background
         img = cv2.GaussianBlur(img, (0, 0), 1.5)
-        lr = cv2.resize(img, (64, 64), interpolation=cv2.INTER_CUBIC)
+        lr = cv2.resize(img, (size // 4, size // 4), interpolation=cv2.INTER_CUBIC)
         if noise:
             lr = lr + rng.normal(0, noise / 255, lr.shape).astype(np.float32)
         t = torch.from_numpy(np.ascontiguousarray(lr.clip(0, 1))).permute(2, 0, 1)
