@@ -265,7 +265,7 @@ def _frames(lr: np.ndarray, lw: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: str,
-          limit: int | None, stack: int) -> None:
+          limit: int | None, stack: int, init: Path | None = None) -> None:
     files = sorted(data.glob("train-*.npz"))
     parts = [np.load(p) for p in files]
     keep = [np.ones(len(p["hr"]), bool) if faces == "all" else
@@ -284,7 +284,7 @@ def train(out: Path, data: Path, minutes: float, seed: int, blocks: int, faces: 
           f"{statistics.mean(_psnr_y(vbp, vhr)):.3f} dB", flush=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = Post(nb=blocks, stack=stack)
+    net = Post(nb=blocks, stack=stack) if init is None else Post.from_state(torch.load(init))
     opt = torch.optim.Adam(net.parameters(), 2e-4)
     out.mkdir(parents=True, exist_ok=True)
     t0, it, best, hist = time.time(), 0, -1.0, []
@@ -396,6 +396,9 @@ def main() -> int:
     t.add_argument("--faces", choices=("all", "sharp", "utk"), default="all",
                    help="train on the bursts of these faces only")
     t.add_argument("--limit", type=int, default=None, help="only N of those bursts")
+    t.add_argument("--init", type=Path, default=None,
+                   help="go on from a network train saved (its own convolutions and --stack; "
+                        "a fresh optimiser; --seed for another draw of crops)")
     t.add_argument("--stack", type=int, default=0, help="C > 0: also the aligned frames, "
                    "each through 2 convs of C channels, mean over frames (needs make's lr/lw)")
     e = sub.add_parser("eval")
@@ -418,7 +421,7 @@ def main() -> int:
         make_val(a.out, a.seed)
     elif a.cmd == "train":
         train(a.out, a.data or a.out / "data", a.minutes, a.seed, a.blocks, a.faces, a.limit,
-              a.stack)
+              a.stack, a.init)
     else:
         evaluate(a.weights, a.seed, a.frames, a.data, a.faces)
     return 0
