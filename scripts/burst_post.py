@@ -76,7 +76,8 @@ iterations, 2.8x slower; in 28 minutes +0.03 on the benchmark and +0.26 on utk-t
 128 px instead of up to 256: sharper per pixel, like the test faces): +0.17 on the benchmark,
 +0.23 / +0.21 / +0.44 on alae512 / celebahq / London, against +0.09 and +0.16 / +0.15 / +0.23
 at 256 px; 176 px +0.16, 96 px +0.14 on the benchmark; 6,000 faces at 128 px with 10 convs
-(45 min) +0.21 on the benchmark (+1.17 over single-frame), +0.30 / +0.26 / +0.48.
+(45 min) +0.21 on the benchmark (+1.17 over single-frame), +0.30 / +0.26 / +0.48; trained 25
+min more (``--init``) +0.26 (+1.22 over single-frame).
 """
 
 from __future__ import annotations
